@@ -1,0 +1,90 @@
+"""Schools, classes, people and their roles."""
+
+import secrets
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+DEFAULT_TUTOR_INSTRUCTIONS = (
+    "You are a patient, encouraging tutor for school students. Guide the student with hints and "
+    "questions so they find the answer themselves; do not hand out final answers or do their "
+    "homework for them. Match the student's level, keep replies short and clear, check what they "
+    "already know, and always answer in the student's language."
+)
+
+JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: easy to type from a board
+
+
+def new_join_code() -> str:
+    return "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(6))
+
+
+class School(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    retention_days = models.PositiveIntegerField(
+        _("keep conversations for (days)"), default=365,
+        help_text=_("Conversations older than this are deleted automatically."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+
+class User(AbstractUser):
+    class Language(models.TextChoices):
+        ENGLISH = "en", _("English")
+        FRENCH = "fr", _("French")
+
+    school = models.ForeignKey(School, null=True, blank=True, on_delete=models.CASCADE, related_name="people")
+    is_school_admin = models.BooleanField(_("school admin"), default=False)
+    language = models.CharField(_("language"), max_length=8, choices=Language.choices, blank=True)
+
+    def __str__(self):
+        return self.get_full_name() or self.username
+
+
+class Classroom(models.Model):
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="classrooms")
+    name = models.CharField(_("name"), max_length=200)
+    archived = models.BooleanField(_("archived"), default=False)
+    join_code = models.CharField(max_length=12, unique=True, default=new_join_code)
+    join_code_enabled = models.BooleanField(default=True)
+    # The class's tutor, as its teachers shape it.
+    subject = models.CharField(_("subject"), max_length=100, blank=True)
+    level = models.CharField(_("level"), max_length=100, blank=True)
+    reply_language = models.CharField(
+        _("language of replies"), max_length=50, blank=True,
+        help_text=_("Leave empty to answer in the student's own language."),
+    )
+    tutor_instructions = models.TextField(_("tutor's instructions"), default=DEFAULT_TUTOR_INSTRUCTIONS)
+    max_reply_words = models.PositiveIntegerField(_("longest reply (words)"), default=60)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        TEACHER = "teacher", _("Teacher")
+        REVIEWER = "reviewer", _("Reviewer")  # reviews drafts, does not administer the class
+        STUDENT = "student", _("Student")
+
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["classroom", "user"], name="one_role_per_class")]
+
+    def __str__(self):
+        return f"{self.user} {self.role} in {self.classroom}"
+
+
+REVIEW_ROLES = (Membership.Role.TEACHER, Membership.Role.REVIEWER)

@@ -1,0 +1,144 @@
+"""Celery tasks that draft replies. Thin: take ids, check the database still owes the
+work, draft, save with a conditional update.
+
+Pool: the worker runs the `threads` pool (see inference/worker.py). Each task thread
+hands its job to the one resident engine, whose decoding thread batches every job
+pending at the same moment (continuous batching). Threads, not prefork: prefork forks
+after import, which would copy the model per child and cannot run CUDA in a forked child
+(celery#3402). Time limits need prefork, so the engine bounds each draft by its token
+limit and the reconciler below catches the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from celery import shared_task
+from celery.signals import worker_init, worker_shutdown
+from django.conf import settings
+from django.db import close_old_connections
+
+from inference.engine import DraftJob, ModelUnavailable, load_engine
+from tutor import events, services
+from tutor.prompts import build_prompt
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10
+STOP_CHECK_SECONDS = 0.5
+
+_drafting: set[int] = set()  # reply ids this process is drafting now
+_drafting_lock = threading.Lock()
+
+
+@worker_init.connect
+def load_model_before_taking_tasks(**kwargs):
+    """Load the model once, before the worker takes any task; exit if it cannot."""
+    started = time.monotonic()
+    try:
+        engine = load_engine()
+    except ModelUnavailable as exc:
+        log.critical("The tutor model cannot be loaded, so this worker stops: %s", exc)
+        raise SystemExit(3) from exc
+    log.warning("model %s ready in %.1f s", engine.model_name, time.monotonic() - started)
+    threading.Thread(target=_heartbeat_loop, name="draft-heartbeat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**kwargs):
+    _drafting.clear()
+
+
+def _heartbeat_loop():
+    """Tell the database, every few seconds, which drafts this worker is alive for."""
+    while True:
+        time.sleep(HEARTBEAT_SECONDS)
+        with _drafting_lock:
+            ids = list(_drafting)
+        if not ids:
+            continue
+        try:
+            close_old_connections()
+            services.drafts_heartbeat(reply_ids=ids)
+        except Exception:  # the database may be restarting; the next beat tries again
+            log.exception("heartbeat failed")
+
+
+def _stop_checker(reply_id: int, attempt: int):
+    """should_stop for the engine: asks the database at most every half second."""
+    state = {"at": 0.0, "stop": False}
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if now - state["at"] >= STOP_CHECK_SECONDS:
+            state["at"] = now
+            try:
+                state["stop"] = not services.draft_is_wanted(reply_id=reply_id, attempt=attempt)
+            except Exception:
+                close_old_connections()  # keep drafting; the database decides at the end
+        return state["stop"]
+
+    return should_stop
+
+
+@shared_task(name="inference.draft_reply", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def draft_reply(reply_id: int, attempt: int) -> str:
+    close_old_connections()
+    reply = services.draft_start(reply_id=reply_id, attempt=attempt)
+    if reply is None:
+        return "not owed"
+    with _drafting_lock:
+        _drafting.add(reply_id)
+    try:
+        engine = load_engine()
+        max_new_tokens = min(settings.TUTOR_MODEL["MAX_NEW_TOKENS"], _tokens_for_words(reply.conversation.classroom.max_reply_words))
+        messages = build_prompt(
+            reply, count_tokens=engine.count_tokens, max_prompt_tokens=engine.context_window - max_new_tokens
+        )
+        classroom_id = reply.conversation.classroom_id
+        draft = engine.draft(
+            DraftJob(
+                messages=messages,
+                max_new_tokens=max_new_tokens,
+                on_text=lambda text: events.draft_progress(classroom_id, reply_id, attempt, text),
+                should_stop=_stop_checker(reply_id, attempt),
+                fairness_key=str(reply.conversation.student_id),
+            )
+        )
+        close_old_connections()
+        if draft.cancelled:
+            return "cancelled"
+        if not draft.text.strip():
+            services.draft_fail(reply_id=reply_id, attempt=attempt, reason="The model returned an empty draft.")
+            return "empty"
+        services.draft_finish(
+            reply_id=reply_id,
+            attempt=attempt,
+            text=draft.text.strip(),
+            model_name=draft.model_name,
+            generation_settings=draft.settings | {"prompt_tokens": draft.prompt_tokens, "new_tokens": draft.new_tokens,
+                                                  "seconds": round(draft.seconds, 3)},
+            mean_token_prob=draft.mean_token_prob,
+        )
+        return "drafted"
+    except Exception as exc:
+        log.exception("drafting reply %s failed", reply_id)
+        close_old_connections()
+        services.draft_fail(reply_id=reply_id, attempt=attempt, reason=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    finally:
+        with _drafting_lock:
+            _drafting.discard(reply_id)
+
+
+def _tokens_for_words(words: int) -> int:
+    # About 1.4 tokens a word in English, more in French; room to finish the sentence.
+    return max(32, int(words * 2))
+
+
+@shared_task(name="inference.requeue_stuck_drafts", ignore_result=True)
+def requeue_stuck_drafts() -> int:
+    close_old_connections()
+    return services.requeue_stuck_drafts()

@@ -1,0 +1,108 @@
+"""Fixed personas, as the product knows them.
+
+teacher and student share `classroom`; classmate is another student of it;
+stranger_student is in another class of the same school; other_teacher teaches that
+other class; outsider belongs to no class; school_admin runs `school`;
+other_admin runs `other_school`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from classrooms.models import Classroom, Membership, School, User
+
+
+def make_person(username: str, school: School | None, **extra) -> User:
+    user = User.objects.create_user(username=username, password="pass-word-123", school=school, **extra)
+    return user
+
+
+@pytest.fixture
+def school(db):
+    return School.objects.create(name="Collège Jean Moulin")
+
+
+@pytest.fixture
+def other_school(db):
+    return School.objects.create(name="Other School")
+
+
+@pytest.fixture
+def classroom(school):
+    return Classroom.objects.create(school=school, name="Maths 4e B", subject="Mathematics")
+
+
+@pytest.fixture
+def other_classroom(school):
+    return Classroom.objects.create(school=school, name="History 3e A")
+
+
+@pytest.fixture
+def teacher(classroom):
+    user = make_person("teacher", classroom.school, first_name="Théo")
+    Membership.objects.create(classroom=classroom, user=user, role=Membership.Role.TEACHER)
+    return user
+
+
+@pytest.fixture
+def co_teacher(classroom):
+    user = make_person("coteacher", classroom.school)
+    Membership.objects.create(classroom=classroom, user=user, role=Membership.Role.TEACHER)
+    return user
+
+
+@pytest.fixture
+def student(classroom):
+    user = make_person("student", classroom.school, first_name="Sam")
+    Membership.objects.create(classroom=classroom, user=user, role=Membership.Role.STUDENT)
+    return user
+
+
+@pytest.fixture
+def classmate(classroom):
+    user = make_person("classmate", classroom.school, first_name="Lou")
+    Membership.objects.create(classroom=classroom, user=user, role=Membership.Role.STUDENT)
+    return user
+
+
+@pytest.fixture
+def stranger_student(other_classroom):
+    user = make_person("stranger", other_classroom.school)
+    Membership.objects.create(classroom=other_classroom, user=user, role=Membership.Role.STUDENT)
+    return user
+
+
+@pytest.fixture
+def other_teacher(other_classroom):
+    user = make_person("otherteacher", other_classroom.school)
+    Membership.objects.create(classroom=other_classroom, user=user, role=Membership.Role.TEACHER)
+    return user
+
+
+@pytest.fixture
+def outsider(school):
+    return make_person("outsider", school)
+
+
+@pytest.fixture
+def school_admin(school):
+    return make_person("schooladmin", school, is_school_admin=True)
+
+
+@pytest.fixture
+def other_admin(other_school):
+    return make_person("otheradmin", other_school, is_school_admin=True)
+
+
+def client_for(user: User | None) -> Client:
+    client = Client(enforce_csrf_checks=False)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def as_user():
+    return client_for

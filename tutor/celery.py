@@ -1,0 +1,11 @@
+"""The Celery app. The web process only sends tasks by name; the worker imports the task
+modules (`include`) and with them the model runtime."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
+
+app = Celery("tutor", include=["inference.tasks", "tutor.tasks"])
+app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -1,0 +1,166 @@
+"""WebSockets: the student's chat and the teacher's live review queue.
+
+Both refuse before accept() when the person may not be there, join their private
+groups only after that check, and check access again on every frame and every event.
+Events are nudges; what is sent to a student is re-read through the approval gate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.db import close_old_connections
+from django.http import Http404
+
+from classrooms.selectors import classrooms_reviewed_by, may_review
+from tutor import events, selectors, services
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_CHARS = 16_000
+CLOSE_FORBIDDEN = 4403
+
+
+@database_sync_to_async
+def _db(fn, *args, **kwargs):
+    close_old_connections()  # the database may have restarted under a long-lived socket
+    return fn(*args, **kwargs)
+
+
+class JsonSocket(AsyncWebsocketConsumer):
+    """Parses frames and answers bad ones with a clear error; the socket stays usable."""
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if text_data is None:
+            return await self.send_error("invalid_frame", "Send JSON text frames.")
+        if len(text_data) > MAX_FRAME_CHARS:
+            return await self.send_error("too_large", f"Frames are limited to {MAX_FRAME_CHARS} characters.")
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            return await self.send_error("invalid_frame", "That frame is not valid JSON.")
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            return await self.send_error("invalid_frame", "A frame is an object with a 'type'.")
+        handler = getattr(self, "frame_" + frame["type"], None) if frame["type"].isidentifier() else None
+        if handler is None:
+            return await self.send_error("unknown_type", f"Unknown frame type {frame['type'][:40]!r}.")
+        if not await self.still_allowed():
+            return await self.close(code=CLOSE_FORBIDDEN)
+        await handler(frame)
+
+    async def send_json(self, payload: dict):
+        await self.send(text_data=json.dumps(payload))
+
+    async def send_error(self, code: str, message: str, **extra):
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    async def access_changed(self, event):
+        if not await self.still_allowed():
+            await self.close(code=CLOSE_FORBIDDEN)
+
+    async def still_allowed(self) -> bool:
+        raise NotImplementedError
+
+
+class ChatConsumer(JsonSocket):
+    """ws/chat/<conversation_id>/: a student's own conversation."""
+
+    async def connect(self):
+        self.user = self.scope.get("user")
+        self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
+        self.sent_version = 0
+        if not self.user or not self.user.is_authenticated or not await self.still_allowed():
+            return await self.close(code=CLOSE_FORBIDDEN)
+        await self.accept()
+        await self.channel_layer.group_add(events.conversation_group(self.conversation_id), self.channel_name)
+        await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
+
+    async def disconnect(self, code):
+        if getattr(self, "user", None) and self.user.is_authenticated:
+            await self.channel_layer.group_discard(events.conversation_group(self.conversation_id), self.channel_name)
+            await self.channel_layer.group_discard(events.person_group(self.user.id), self.channel_name)
+
+    async def still_allowed(self) -> bool:
+        try:
+            self.conversation = await _db(selectors.conversation_for_student, self.user, self.conversation_id)
+        except Http404:
+            return False
+        await _db(self.user.refresh_from_db, fields=["is_active"])
+        return self.user.is_active
+
+    async def frame_sync(self, frame):
+        since = frame.get("since", 0)
+        if not isinstance(since, int) or since < 0:
+            return await self.send_error("invalid_frame", "'since' must be a version number.")
+        self.sent_version = min(self.sent_version, since) if self.sent_version else since
+        await self.send_changes(since)
+
+    async def frame_ask(self, frame):
+        text, client_id = frame.get("text"), frame.get("client_id", "")
+        if not isinstance(text, str) or not isinstance(client_id, str):
+            return await self.send_error("invalid_frame", "'text' and 'client_id' must be text.")
+        try:
+            await _db(services.question_ask, conversation=self.conversation, text=text, client_id=client_id)
+        except services.TutorError as exc:
+            return await self.send_error(exc.code, exc.message, client_id=client_id)
+        await self.send_changes(self.sent_version)
+
+    async def conversation_changed(self, event):
+        if not await self.still_allowed():
+            return await self.close(code=CLOSE_FORBIDDEN)
+        await self.send_changes(self.sent_version)
+
+    async def send_changes(self, since: int):
+        messages = await _db(selectors.messages_for_student, self.conversation, since)
+        if messages:
+            self.sent_version = max(self.sent_version, max(m["version"] for m in messages))
+        await self.send_json({"type": "messages", "messages": messages, "version": self.sent_version})
+
+
+class ReviewConsumer(JsonSocket):
+    """ws/review/: the live review queue of a teacher's classes."""
+
+    async def connect(self):
+        self.user = self.scope.get("user")
+        self.classroom_ids: set[int] = set()
+        if not self.user or not self.user.is_authenticated or not await self.still_allowed():
+            return await self.close(code=CLOSE_FORBIDDEN)
+        await self.accept()
+        for classroom_id in self.classroom_ids:
+            await self.channel_layer.group_add(events.reviewers_group(classroom_id), self.channel_name)
+        await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
+
+    async def disconnect(self, code):
+        for classroom_id in getattr(self, "classroom_ids", ()):
+            await self.channel_layer.group_discard(events.reviewers_group(classroom_id), self.channel_name)
+        if getattr(self, "user", None) and self.user.is_authenticated:
+            await self.channel_layer.group_discard(events.person_group(self.user.id), self.channel_name)
+
+    async def still_allowed(self) -> bool:
+        await _db(self.user.refresh_from_db, fields=["is_active"])
+        ids = set(await _db(lambda: list(classrooms_reviewed_by(self.user).values_list("id", flat=True))))
+        for gone in self.classroom_ids - ids:
+            await self.channel_layer.group_discard(events.reviewers_group(gone), self.channel_name)
+        self.classroom_ids = ids
+        return bool(ids)
+
+    async def frame_sync(self, frame):
+        queue = await _db(lambda: [selectors.reviewer_view(r) for r in selectors.review_queue(self.user)])
+        await self.send_json({"type": "queue", "replies": queue})
+
+    async def review_changed(self, event):
+        try:
+            reply = await _db(selectors.reply_for_reviewer, self.user, event["reply_id"])
+        except Http404:
+            return
+        await self.send_json({"type": "reply", "reply": await _db(selectors.reviewer_view, reply)})
+
+    async def review_progress(self, event):
+        # Sent only to this class's reviewers group; membership is re-checked at each
+        # frame and on access.changed, which removal from a class sends at once.
+        await self.send_json(
+            {"type": "progress", "reply_id": event["reply_id"], "attempt": event["attempt"], "text": event["text"]}
+        )

@@ -1,0 +1,100 @@
+"""Conversations, messages, and tutor replies with their review.
+
+A tutor reply is a Message with sender=TUTOR. The model's draft (draft_text) and what
+the student may read (final_text) are kept apart: final_text is written only by a
+teacher's decision, and it is the only tutor text that any student-facing code reads.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from classrooms.models import Classroom
+
+
+class Conversation(models.Model):
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="conversations")
+    student = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(_("title"), max_length=120, blank=True)
+    # Bumped on every change a student can see; clients catch up with "what came after N".
+    version = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["classroom", "student"])]
+
+    def __str__(self):
+        return self.title or f"Conversation {self.pk}"
+
+
+class Message(models.Model):
+    class Sender(models.TextChoices):
+        STUDENT = "student", _("Student")
+        TUTOR = "tutor", _("Tutor")
+
+    class Status(models.TextChoices):
+        # Lifecycle of a tutor reply. Student questions keep status "".
+        QUEUED = "queued", _("Queued")
+        DRAFTING = "drafting", _("Drafting")
+        AWAITING_REVIEW = "awaiting_review", _("Awaiting review")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        FAILED = "failed", _("Drafting failed")
+
+    class Decision(models.TextChoices):
+        AS_DRAFTED = "as_drafted", _("Approved as drafted")
+        EDITED = "edited", _("Edited, then approved")
+        TEACHER_REPLY = "teacher_reply", _("Rejected; the teacher wrote the reply")
+        REJECTED = "rejected", _("Rejected without a reply")
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    sender = models.CharField(max_length=8, choices=Sender.choices)
+    # Student questions: the question. Tutor replies: unused (see draft_text / final_text).
+    text = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveBigIntegerField(default=0)  # the conversation's version at its last visible change
+    client_id = models.CharField(max_length=64, blank=True)  # the browser's idempotency key
+
+    # Tutor replies only.
+    in_reply_to = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, blank=True)
+    draft_text = models.TextField(blank=True)  # the model's words; never shown to a student
+    final_text = models.TextField(blank=True)  # what the student reads; set only by a teacher's decision
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    draft_attempt = models.PositiveIntegerField(default=0)  # bumped by regenerate; tasks carry it
+    regenerate_instruction = models.CharField(max_length=200, blank=True)
+    previous_drafts = models.JSONField(default=list, blank=True)  # history is never rewritten
+    model_name = models.CharField(max_length=200, blank=True)
+    generation_settings = models.JSONField(default=dict, blank=True)
+    mean_token_prob = models.FloatField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    draft_started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # the drafting worker is alive
+    drafted_at = models.DateTimeField(null=True, blank=True)
+    failure = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=~models.Q(client_id=""),
+                name="one_message_per_client_id",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["conversation", "version"])]
+
+    def __str__(self):
+        return f"{self.sender} message {self.pk}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.DRAFTING, self.Status.AWAITING_REVIEW, self.Status.FAILED)

@@ -1,0 +1,59 @@
+"""The building of the model's prompt: one function, used by every draft."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tutor.models import Message
+from tutor.selectors import student_visible_text
+
+LANGUAGE_RULE = "Always answer in the same language as the student's last message."
+
+
+def tutor_instructions(classroom, *, instruction: str = "") -> str:
+    """The class's tutor, as its teachers set it, in one system message."""
+    parts = [classroom.tutor_instructions.strip()]
+    if classroom.subject:
+        parts.append(f"Subject: {classroom.subject}.")
+    if classroom.level:
+        parts.append(f"Students' level: {classroom.level}.")
+    if classroom.reply_language:
+        parts.append(f"Answer in {classroom.reply_language}.")
+    else:
+        parts.append(LANGUAGE_RULE)
+    parts.append(f"Keep each reply under {classroom.max_reply_words} words.")
+    if instruction:
+        parts.append(f"The teacher asks for this reply: {instruction}")
+    return "\n".join(p for p in parts if p)
+
+
+def build_prompt(reply: Message, *, count_tokens: Callable[[list[dict]], int], max_prompt_tokens: int) -> list[dict]:
+    """The chat the model continues to draft `reply`.
+
+    The class's instructions, then this one conversation as its student saw it (their
+    questions and the final texts of decided replies, never a draft), up to the question
+    being answered; the oldest turns are dropped until it fits.
+    """
+    conversation = reply.conversation
+    question = reply.in_reply_to
+    system = {"role": "system", "content": tutor_instructions(conversation.classroom, instruction=reply.regenerate_instruction)}
+    turns: list[dict] = []
+    earlier = conversation.messages.filter(created_at__lte=question.created_at).exclude(pk=reply.pk).order_by("created_at", "id")
+    for message in earlier:
+        text = student_visible_text(message)
+        if text is None:
+            continue
+        role = "user" if message.sender == Message.Sender.STUDENT else "assistant"
+        if turns and turns[-1]["role"] == role:  # keep turns alternating: merge unanswered questions
+            turns[-1] = {"role": role, "content": turns[-1]["content"] + "\n\n" + text}
+        else:
+            turns.append({"role": role, "content": text})
+    while len(turns) > 1 and count_tokens([system, *turns]) > max_prompt_tokens:
+        turns.pop(0)
+        while turns and turns[0]["role"] != "user":
+            turns.pop(0)
+    if turns and count_tokens([system, *turns]) > max_prompt_tokens:
+        # One very long question: keep its end, where the question usually is.
+        budget_chars = max(200, max_prompt_tokens * 3)
+        turns[-1] = {"role": "user", "content": turns[-1]["content"][-budget_chars:]}
+    return [system, *turns]

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from tutor import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("classes/", views.student_classes, name="student_classes"),
+    path("classes/<int:classroom_id>/", views.classroom_page, name="classroom"),
+    path("classes/<int:classroom_id>/conversations/new/", views.conversation_new, name="conversation_new"),
+    path("conversations/<int:conversation_id>/", views.conversation_page, name="conversation"),
+    path("api/conversations/<int:conversation_id>/messages/", views.conversation_messages, name="conversation_messages"),
+    path("review/", views.review_queue, name="review_queue"),
+    path("review/<int:reply_id>/approve/", views.review_approve, name="review_approve"),
+    path("review/<int:reply_id>/reject/", views.review_reject, name="review_reject"),
+    path("review/<int:reply_id>/regenerate/", views.review_regenerate, name="review_regenerate"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("classrooms.urls")),
+    path("operator/", admin.site.urls),
+]

@@ -1,0 +1,136 @@
+"""Pages and small JSON endpoints. Thin: who is asking, may they, one service call."""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from classrooms.selectors import classroom_for_student, classrooms_of_student, classrooms_reviewed_by
+from tutor import selectors, services
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if classrooms_reviewed_by(user).exists():
+        return redirect("review_queue")
+    if user.is_school_admin:
+        return redirect("school_home")
+    return redirect("student_classes")
+
+
+@login_required
+@require_GET
+def student_classes(request: HttpRequest) -> HttpResponse:
+    classrooms = classrooms_of_student(request.user)
+    return render(request, "tutor/student_classes.html", {"classrooms": classrooms})
+
+
+@login_required
+@require_GET
+def classroom_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    classroom = classroom_for_student(request.user, classroom_id)
+    conversations = selectors.conversations_of_student(request.user, classroom.id)
+    return render(request, "tutor/classroom.html", {"classroom": classroom, "conversations": conversations})
+
+
+@login_required
+@require_POST
+def conversation_new(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    classroom = classroom_for_student(request.user, classroom_id)
+    conversation = services.conversation_start(student=request.user, classroom=classroom)
+    return redirect("conversation", conversation_id=conversation.id)
+
+
+@login_required
+@require_GET
+def conversation_page(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = selectors.conversation_for_student(request.user, conversation_id)
+    history = selectors.messages_for_student(conversation)
+    return render(
+        request,
+        "tutor/conversation.html",
+        {
+            "conversation": conversation,
+            "history": history,
+            "version": conversation.version,
+            "decline_notice": selectors.decline_notice(),
+            "max_chars": services.settings.TUTOR_MAX_MESSAGE_CHARS,
+        },
+    )
+
+
+@login_required
+@require_GET
+def conversation_messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
+    """What the student may read in one conversation, after version `since`."""
+    conversation = selectors.conversation_for_student(request.user, conversation_id)
+    try:
+        since = max(0, int(request.GET.get("since", 0)))
+    except ValueError:
+        return JsonResponse({"error": _("'since' must be a number.")}, status=400)
+    return JsonResponse({"messages": selectors.messages_for_student(conversation, since), "version": conversation.version})
+
+
+@login_required
+@require_GET
+def review_queue(request: HttpRequest) -> HttpResponse:
+    classrooms = classrooms_reviewed_by(request.user)
+    if not classrooms.exists():
+        return render(request, "tutor/not_a_reviewer.html", status=403)
+    replies = [selectors.reviewer_view(r) for r in selectors.review_queue(request.user)]
+    return render(request, "tutor/review_queue.html", {"replies": replies, "classrooms": classrooms})
+
+
+def _review_answer(request: HttpRequest, reply, error: services.TutorError | None = None) -> HttpResponse:
+    """JSON for the queue's script; a redirect with a message for a plain form."""
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    if error is not None:
+        if wants_json:
+            return JsonResponse({"error": error.message, "code": error.code}, status=409 if error.code == "conflict" else 400)
+        flash.error(request, error.message)
+    elif not wants_json:
+        flash.success(request, _("Done."))
+    if wants_json:
+        return JsonResponse({"reply": selectors.reviewer_view(reply)})
+    return redirect("review_queue")
+
+
+@login_required
+@require_POST
+def review_approve(request: HttpRequest, reply_id: int) -> HttpResponse:
+    reply = selectors.reply_for_reviewer(request.user, reply_id)
+    text = request.POST.get("text")
+    try:
+        reply = services.reply_approve(reply=reply, reviewer=request.user, text=text)
+    except services.TutorError as exc:
+        return _review_answer(request, reply, exc)
+    return _review_answer(request, reply)
+
+
+@login_required
+@require_POST
+def review_reject(request: HttpRequest, reply_id: int) -> HttpResponse:
+    reply = selectors.reply_for_reviewer(request.user, reply_id)
+    try:
+        reply = services.reply_reject(reply=reply, reviewer=request.user, teacher_text=request.POST.get("text", ""))
+    except services.TutorError as exc:
+        return _review_answer(request, reply, exc)
+    return _review_answer(request, reply)
+
+
+@login_required
+@require_POST
+def review_regenerate(request: HttpRequest, reply_id: int) -> HttpResponse:
+    reply = selectors.reply_for_reviewer(request.user, reply_id)
+    try:
+        reply = services.reply_regenerate(
+            reply=reply, reviewer=request.user, instruction=request.POST.get("instruction", "")
+        )
+    except services.TutorError as exc:
+        return _review_answer(request, reply, exc)
+    return _review_answer(request, reply)
