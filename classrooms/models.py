@@ -88,3 +88,21 @@ class Membership(models.Model):
 
 
 REVIEW_ROLES = (Membership.Role.TEACHER, Membership.Role.REVIEWER)
+
+
+class AuditEntry(models.Model):
+    """Who did what, and when: admin actions and every review decision. Never edited."""
+
+    school = models.ForeignKey(School, null=True, on_delete=models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=200, blank=True)  # kept if the account is deleted
+    action = models.CharField(max_length=50)
+    target = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.target}"

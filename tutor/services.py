@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, User
+from classrooms.services import audit_record
 from tutor import events
 from tutor.models import Conversation, Message
 from tutor.selectors import PENDING_STATUSES
@@ -259,6 +260,10 @@ def _decide(reply: Message, reviewer: User, *, status: str, decision: str, final
         if not won:
             raise ReviewConflict(_already_decided_message(reply.pk))
         reply.refresh_from_db()
+        audit_record(
+            actor=reviewer, action=f"review.{decision}", school=reply.conversation.classroom.school,
+            target=f"reply {reply.pk}", details={"classroom": reply.conversation.classroom_id},
+        )
         _after_commit_notify(reply)
     return reply
 
@@ -329,6 +334,10 @@ def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -
         if not moved:
             raise ReviewConflict(_already_decided_message(reply.pk))
         current.refresh_from_db()
+        audit_record(
+            actor=reviewer, action="review.regenerate", school=reply.conversation.classroom.school,
+            target=f"reply {reply.pk}", details={"instruction": instruction},
+        )
         _after_commit_enqueue_draft(current)
         _after_commit_notify(current, student=False)
     return current
