@@ -1,0 +1,63 @@
+"""Bad input gets a clear error; the socket stays usable; nothing is saved half-way."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from tests.tutor.helpers import socket
+from tutor import services
+from tutor.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def open_chat(student, classroom):
+    conversation = await sync_to_async(services.conversation_start)(student=student, classroom=classroom)
+    chat = await socket(f"/ws/chat/{conversation.id}/", student)
+    assert (await chat.connect())[0]
+    return conversation, chat
+
+
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        ("not json", "invalid_frame"),
+        ("[1, 2]", "invalid_frame"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "__init__"}', "unknown_type"),
+        ('{"type": "ask", "text": 5}', "invalid_frame"),
+        ('{"type": "ask", "text": "   "}', "invalid"),
+        ('{"type": "sync", "since": "x"}', "invalid_frame"),
+        ("x" * 20_000, "too_large"),
+    ],
+)
+async def test_bad_frames_get_a_clear_error_and_the_socket_stays_usable(student, classroom, frame, code):
+    conversation, chat = await open_chat(student, classroom)
+    await chat.send_to(text_data=frame)
+    answer = await chat.receive_json_from(timeout=5)
+    assert answer["type"] == "error" and answer["code"] == code and answer["message"]
+    await chat.send_json_to({"type": "ask", "text": "Still here?", "client_id": "after-error"})
+    answer = await chat.receive_json_from(timeout=5)
+    assert answer["type"] == "messages"
+    await chat.disconnect()
+    assert await sync_to_async(Message.objects.filter(conversation=conversation, sender="student").count)() == 1
+
+
+async def test_an_oversize_message_is_refused_with_the_limit(student, classroom):
+    conversation, chat = await open_chat(student, classroom)
+    await chat.send_json_to({"type": "ask", "text": "a" * (settings.TUTOR_MAX_MESSAGE_CHARS + 1), "client_id": "big"})
+    answer = await chat.receive_json_from(timeout=5)
+    assert answer["code"] == "invalid" and str(settings.TUTOR_MAX_MESSAGE_CHARS) in answer["message"]
+    assert answer["client_id"] == "big"
+    await chat.disconnect()
+    assert not await sync_to_async(Message.objects.filter(conversation=conversation).exists)()
+
+
+async def test_the_same_message_sent_twice_is_saved_once(student, classroom):
+    conversation, chat = await open_chat(student, classroom)
+    for _ in range(2):
+        await chat.send_json_to({"type": "ask", "text": "Once only", "client_id": "same-key"})
+        await chat.receive_json_from(timeout=5)
+    await chat.disconnect()
+    count = await sync_to_async(Message.objects.filter(conversation=conversation, sender="student").count)()
+    assert count == 1
