@@ -3,3 +3,6 @@ from django.apps import AppConfig
 
 class TutorConfig(AppConfig):
     name = "tutor"
+
+    def ready(self):
+        from tutor import signals  # noqa: F401

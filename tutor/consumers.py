@@ -47,7 +47,7 @@ class JsonSocket(AsyncWebsocketConsumer):
         handler = getattr(self, "frame_" + frame["type"], None) if frame["type"].isidentifier() else None
         if handler is None:
             return await self.send_error("unknown_type", f"Unknown frame type {frame['type'][:40]!r}.")
-        if not await self.still_allowed():
+        if not await self.session_alive() or not await self.still_allowed():
             return await self.close(code=CLOSE_FORBIDDEN)
         await handler(frame)
 
@@ -58,8 +58,18 @@ class JsonSocket(AsyncWebsocketConsumer):
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
 
     async def access_changed(self, event):
-        if not await self.still_allowed():
+        ended = event.get("ended_session")
+        if ended and ended == getattr(self.scope.get("session"), "session_key", None):
+            return await self.close(code=CLOSE_FORBIDDEN)
+        if not await self.session_alive() or not await self.still_allowed():
             await self.close(code=CLOSE_FORBIDDEN)
+
+    async def session_alive(self) -> bool:
+        """False once the person signed out (or the session expired): sockets outlive
+        logout unless closed on purpose (django/channels#1324)."""
+        session = self.scope.get("session")
+        key = getattr(session, "session_key", None)
+        return bool(key) and await _db(session.exists, key)
 
     async def still_allowed(self) -> bool:
         raise NotImplementedError

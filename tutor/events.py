@@ -108,6 +108,7 @@ def draft_progress(classroom_id: int, reply_id: int, attempt: int, text: str) ->
     )
 
 
-def person_access_changed(user_id: int) -> None:
-    """Their open sockets re-check access at once (removed from a class, deactivated, logged out)."""
-    send(person_group(user_id), {"type": "access.changed"})
+def person_access_changed(user_id: int, ended_session: str = "") -> None:
+    """Their open sockets re-check access at once (removed from a class, deactivated);
+    the sockets of an ended session (signed out) close."""
+    send(person_group(user_id), {"type": "access.changed", "ended_session": ended_session})

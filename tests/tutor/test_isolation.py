@@ -99,3 +99,24 @@ def test_the_review_queue_is_oldest_first(student, classmate, teacher, classroom
     assert page.index("first question") < page.index("second question")
     assert services  # the queue is read through tutor.selectors.review_queue
     assert first.id < second.id
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_signing_out_closes_the_students_open_socket(student, classroom):
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.conf import settings
+    from django.test import Client
+
+    from tutor.asgi import application
+
+    reply = await sync_to_async(ask)(student, classroom)
+    client = Client()
+    await sync_to_async(client.force_login)(student)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+    chat = WebsocketCommunicator(application, f"/ws/chat/{reply.conversation_id}/",
+                                 headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)])
+    assert (await chat.connect())[0]
+    await sync_to_async(client.post)("/accounts/logout/")
+    output = await chat.receive_output(timeout=5)
+    assert output["type"] == "websocket.close"
