@@ -18,7 +18,7 @@ import time
 from celery import shared_task
 from celery.signals import worker_init, worker_shutdown
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from inference.engine import DraftJob, ModelUnavailable, load_engine
 from tutor import events, services
@@ -26,7 +26,7 @@ from tutor.prompts import build_prompt
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 10
+HEARTBEAT_SECONDS = settings.TUTOR_DRAFT_SILENT_SECONDS / 4  # several beats before a draft counts as abandoned
 STOP_CHECK_SECONDS = 0.5
 
 _drafting: set[int] = set()  # reply ids this process is drafting now
@@ -83,7 +83,11 @@ def _stop_checker(reply_id: int, attempt: int):
     return should_stop
 
 
-@shared_task(name="inference.draft_reply", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    name="inference.draft_reply", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+    # The database restarting: try again shortly (the claim below is idempotent).
+    autoretry_for=(DatabaseError,), retry_backoff=1, retry_backoff_max=30, max_retries=20,
+)
 def draft_reply(reply_id: int, attempt: int) -> str:
     close_old_connections()
     reply = services.draft_start(reply_id=reply_id, attempt=attempt)
@@ -123,6 +127,10 @@ def draft_reply(reply_id: int, attempt: int) -> str:
             mean_token_prob=draft.mean_token_prob,
         )
         return "drafted"
+    except DatabaseError:
+        # Claimed but not saved: the heartbeat stops, and the reconciler queues it again.
+        log.exception("database unavailable while drafting reply %s", reply_id)
+        return "database unavailable"
     except Exception as exc:
         log.exception("drafting reply %s failed", reply_id)
         close_old_connections()

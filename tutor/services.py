@@ -200,7 +200,7 @@ def drafts_heartbeat(*, reply_ids: list[int]) -> None:
     Message.objects.filter(pk__in=reply_ids, status=Message.Status.DRAFTING).update(heartbeat_at=timezone.now())
 
 
-def requeue_stuck_drafts(*, queued_for: int | None = None, silent_for: int = 60) -> int:
+def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float | None = None) -> int:
     """Queue again the drafts the database says are owed but nobody is working on.
 
     The broker can lose a task (celery#3541) and a killed worker leaves its drafts in
@@ -210,6 +210,7 @@ def requeue_stuck_drafts(*, queued_for: int | None = None, silent_for: int = 60)
     """
     now = timezone.now()
     queued_for = queued_for or settings.TUTOR_DRAFT_STUCK_SECONDS
+    silent_for = silent_for or settings.TUTOR_DRAFT_SILENT_SECONDS
     count = 0
     lost = Message.objects.filter(
         sender=Message.Sender.TUTOR, status=Message.Status.QUEUED, queued_at__lt=now - timedelta(seconds=queued_for)

@@ -186,8 +186,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # the database-driven reconciler (requeue_stuck_drafts) handles what the broker loses.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "tutor")
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stuck-drafts": {"task": "inference.requeue_stuck_drafts", "schedule": 30.0},
+    "requeue-stuck-drafts": {"task": "inference.requeue_stuck_drafts",
+                             "schedule": float(env("TUTOR_RECONCILE_SECONDS", "30"))},
     "delete-expired-conversations": {"task": "tutor.delete_expired_conversations", "schedule": 3600.0},
 }
 
@@ -209,7 +211,8 @@ TUTOR_MAX_MESSAGE_CHARS = 2000
 TUTOR_MAX_PENDING_PER_STUDENT = 3  # unanswered questions a student may have at once
 TUTOR_MAX_PENDING_PER_CLASS = 200
 TUTOR_MESSAGES_PER_MINUTE = 10
-TUTOR_DRAFT_STUCK_SECONDS = int(env("TUTOR_DRAFT_STUCK_SECONDS", "300"))
+TUTOR_DRAFT_STUCK_SECONDS = int(env("TUTOR_DRAFT_STUCK_SECONDS", "300"))  # queued, but no worker took it
+TUTOR_DRAFT_SILENT_SECONDS = float(env("TUTOR_DRAFT_SILENT_SECONDS", "60"))  # drafting, but its worker fell silent
 
 LOGGING = {
     "version": 1,
