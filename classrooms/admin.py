@@ -1,12 +1,15 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from classrooms.models import Classroom, Membership, School, User
+from classrooms.models import AuditEntry, Classroom, Membership, School, User
 
 
 @admin.register(User)
 class PersonAdmin(UserAdmin):
-    fieldsets = UserAdmin.fieldsets + (("School", {"fields": ("school", "is_school_admin", "language")}),)
+    fieldsets = (
+        *UserAdmin.fieldsets,
+        ("School", {"fields": ("school", "is_school_admin", "student_number", "language")}),
+    )
     list_display = ("username", "first_name", "last_name", "school", "is_school_admin", "is_active")
     list_filter = ("school", "is_school_admin", "is_active")
 
@@ -21,7 +24,25 @@ class MembershipInline(admin.TabularInline):
 class ClassroomAdmin(admin.ModelAdmin):
     list_display = ("name", "school", "archived")
     list_filter = ("school", "archived")
-    inlines = [MembershipInline]
+    inlines = (MembershipInline,)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The log is never edited, by the operator either."""
+
+    list_display = ("at", "school", "actor_name", "action", "target")
+    list_filter = ("school", "action")
+    search_fields = ("actor_name", "target")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 admin.site.register(School)

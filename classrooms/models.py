@@ -23,7 +23,8 @@ def new_join_code() -> str:
 class School(models.Model):
     name = models.CharField(_("name"), max_length=200)
     retention_days = models.PositiveIntegerField(
-        _("keep conversations for (days)"), default=365,
+        _("keep conversations for (days)"),
+        default=365,
         help_text=_("Conversations older than this are deleted automatically."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -40,6 +41,18 @@ class User(AbstractUser):
     school = models.ForeignKey(School, null=True, blank=True, on_delete=models.CASCADE, related_name="people")
     is_school_admin = models.BooleanField(_("school admin"), default=False)
     language = models.CharField(_("language"), max_length=8, choices=Language.choices, blank=True)
+    # The school's own number for a student (from its roster): how a re-import finds them again.
+    student_number = models.CharField(_("student number"), max_length=50, blank=True)
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["school", "student_number"],
+                condition=~models.Q(student_number=""),
+                name="one_student_number_per_school",
+            ),
+        ]
 
     def __str__(self):
         return self.get_full_name() or self.username
@@ -51,11 +64,14 @@ class Classroom(models.Model):
     archived = models.BooleanField(_("archived"), default=False)
     join_code = models.CharField(max_length=12, unique=True, default=new_join_code)
     join_code_enabled = models.BooleanField(default=True)
+    join_code_expires_at = models.DateTimeField(null=True, blank=True)  # None: valid until rotated or turned off
     # The class's tutor, as its teachers shape it.
     subject = models.CharField(_("subject"), max_length=100, blank=True)
     level = models.CharField(_("level"), max_length=100, blank=True)
     reply_language = models.CharField(
-        _("language of replies"), max_length=50, blank=True,
+        _("language of replies"),
+        max_length=50,
+        blank=True,
         help_text=_("Leave empty to answer in the student's own language."),
     )
     tutor_instructions = models.TextField(_("tutor's instructions"), default=DEFAULT_TUTOR_INSTRUCTIONS)
@@ -96,6 +112,8 @@ class AuditEntry(models.Model):
     school = models.ForeignKey(School, null=True, on_delete=models.CASCADE, related_name="audit_entries")
     actor = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
     actor_name = models.CharField(max_length=200, blank=True)  # kept if the account is deleted
+    # The person the action was about, so deleting their account can scrub their name from the log.
+    subject = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     action = models.CharField(max_length=50)
     target = models.CharField(max_length=200, blank=True)
     details = models.JSONField(default=dict, blank=True)

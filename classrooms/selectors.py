@@ -1,9 +1,18 @@
 """Who may see what, for schools and classes. One place for each rule."""
 
-from django.db.models import QuerySet
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from classrooms.models import REVIEW_ROLES, Classroom, Membership, User
+from classrooms.models import (
+    REVIEW_ROLES,
+    AuditEntry,
+    Classroom,
+    Membership,
+    School,
+    User,
+)
 
 
 def classrooms_of_student(user: User) -> QuerySet[Classroom]:
@@ -61,3 +70,131 @@ def classroom_for_teacher(user: User, classroom_id: int) -> Classroom:
     if classroom is None:
         raise Http404
     return classroom
+
+
+# School administration: a school admin acts only inside their own school.
+
+STAFF_ROLES = REVIEW_ROLES
+
+
+def is_school_admin(user: User) -> bool:
+    return bool(user.is_authenticated and user.is_active and user.is_school_admin and user.school_id is not None)
+
+
+def classrooms_of_school(school: School) -> QuerySet[Classroom]:
+    return Classroom.objects.filter(school=school).order_by("archived", "name")
+
+
+def classroom_for_school_admin(user: User, classroom_id: int) -> Classroom:
+    """A class of this admin's school (archived ones too); 404 for missing and other schools alike."""
+    if not is_school_admin(user):
+        raise Http404
+    classroom = Classroom.objects.select_related("school").filter(pk=classroom_id, school_id=user.school_id).first()
+    if classroom is None:
+        raise Http404
+    return classroom
+
+
+def people_of_school(school: School, *, search: str = "") -> QuerySet[User]:
+    """Accounts a school admin manages: everyone of the school except the platform's operators."""
+    people = User.objects.filter(school=school, is_superuser=False)
+    search = search.strip()
+    if search:
+        people = people.filter(
+            Q(username__icontains=search)
+            | Q(first_name__icontains=search)
+            | Q(last_name__icontains=search)
+            | Q(student_number__iexact=search)
+        )
+    return people.order_by("last_name", "first_name", "username")
+
+
+def person_for_school_admin(user: User, person_id: int) -> User:
+    """A person of this admin's school; 404 for missing and other schools alike."""
+    if not is_school_admin(user):
+        raise Http404
+    person = people_of_school(user.school).filter(pk=person_id).first()
+    if person is None:
+        raise Http404
+    return person
+
+
+def is_staff_member(person: User) -> bool:
+    """Teaches or reviews somewhere, or administers a school: not a student account."""
+    return (
+        person.is_school_admin
+        or person.is_superuser
+        or Membership.objects.filter(user=person, role__in=STAFF_ROLES).exists()
+    )
+
+
+def members_of(classroom: Classroom, *, roles) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(classroom=classroom, role__in=roles)
+        .select_related("user")
+        .order_by("user__last_name", "user__first_name", "user__username")
+    )
+
+
+def students_of(classroom: Classroom) -> QuerySet[User]:
+    return User.objects.filter(memberships__classroom=classroom, memberships__role=Membership.Role.STUDENT).order_by(
+        "last_name", "first_name", "username"
+    )
+
+
+def memberships_of(person: User) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=person).select_related("classroom").order_by("classroom__name")
+
+
+def audit_entries_of_school(school: School) -> QuerySet[AuditEntry]:
+    return AuditEntry.objects.filter(school=school).order_by("-at", "-id")
+
+
+def classroom_by_join_code(code: str) -> Classroom | None:
+    """The class a typed join code names, whatever its state (the caller says why it is refused)."""
+    code = normalise_join_code(code)
+    if not code:
+        return None
+    return Classroom.objects.select_related("school").filter(join_code=code).first()
+
+
+def normalise_join_code(code: str) -> str:
+    """What students type from a board: any case, with spaces or dashes."""
+    return "".join(ch for ch in (code or "").upper() if ch.isalnum())[:12]
+
+
+def audit_action_labels() -> dict[str, str]:
+    """What each audit action means, in words an admin reads."""
+    from django.utils.translation import gettext as _
+
+    return {
+        "class.create": _("created a class"),
+        "class.rename": _("renamed a class"),
+        "class.archive": _("archived a class"),
+        "class.restore": _("restored a class"),
+        "class.staff_assign": _("assigned a teacher"),
+        "class.student_enrol": _("enrolled a student"),
+        "class.member_remove": _("removed someone from a class"),
+        "class.student_move": _("moved a student"),
+        "class.passwords_reset": _("reset a class's passwords"),
+        "class.accounts_create": _("created student accounts"),
+        "class.tutor_settings": _("changed the tutor's settings"),
+        "class.join_code_rotate": _("made a new join code"),
+        "class.join_code_on": _("turned the join code on"),
+        "class.join_code_off": _("turned the join code off"),
+        "class.join": _("joined a class with a code"),
+        "person.create": _("created a staff account"),
+        "person.sign_up": _("signed up with a join code"),
+        "person.deactivate": _("deactivated an account"),
+        "person.reactivate": _("reactivated an account"),
+        "person.password_reset": _("reset a password"),
+        "person.export": _("exported a student's data"),
+        "person.delete": _("deleted a student and their data"),
+        "roster.import": _("imported a roster"),
+        "school.retention": _("changed how long conversations are kept"),
+        "review.as_drafted": _("approved a draft"),
+        "review.edited": _("edited and approved a draft"),
+        "review.teacher_reply": _("rejected a draft and wrote the reply"),
+        "review.rejected": _("rejected a draft"),
+        "review.regenerate": _("asked for a new draft"),
+    }

@@ -1,12 +1,92 @@
-"""Writes for schools, classes and people."""
+"""Writes for schools, classes and people.
+
+Each admin action is one atomic function that records itself in the school's audit log
+inside its own transaction. When an action changes what a person may reach (removed
+from a class, class archived, account deactivated or deleted), their open sockets are
+told to re-check access once the change is committed.
+
+Views find the objects through the access selectors (404 for "not yours"); the
+services check again that everything belongs to the acting admin's school.
+"""
 
 from __future__ import annotations
 
-from classrooms.models import AuditEntry, School, User
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.sessions.models import Session
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from classrooms import roster, selectors
+from classrooms.models import (
+    AuditEntry,
+    Classroom,
+    Membership,
+    School,
+    User,
+    new_join_code,
+)
+
+JOIN_CODE_VALID_DAYS = 30
+JOIN_REFUSALS_LIMIT = 20  # wrong codes a signed-in person may type in JOIN_REFUSALS_WINDOW
+# Sign-ups are counted by address, and a whole class may sign up from one school address.
+SIGN_UP_REFUSALS_LIMIT = 200
+JOIN_REFUSALS_WINDOW = 15 * 60
+BULK_ACCOUNTS_MAX = 100
+
+PASSWORD_CONSONANTS = "bdfgkmnprstvz"
+PASSWORD_VOWELS = "aeiou"
 
 
-def audit_record(*, actor: User | None, action: str, school: School | None, target: str = "", details: dict | None = None) -> AuditEntry:
-    """Add one line to the school's audit log (call inside the transaction of the change)."""
+class ActionRefused(Exception):
+    """A refusal the person asking should read; nothing was changed."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class JoinRefused(ActionRefused):
+    pass
+
+
+class RosterRefused(ActionRefused):
+    def __init__(self, message: str, preview: roster.RosterPreview):
+        super().__init__(message)
+        self.preview = preview
+
+
+@dataclass(frozen=True)
+class LoginCard:
+    """One student's login, shown once on the printed sheet; only the hash is stored."""
+
+    classroom: str
+    name: str
+    username: str
+    password: str
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    school: School | None,
+    target: str = "",
+    details: dict | None = None,
+    subject: User | None = None,
+) -> AuditEntry:
+    """Add one line to the school's audit log (call inside the transaction of the change).
+
+    `subject` is the person the action was about: deleting their account later scrubs
+    their name from the line.
+    """
     return AuditEntry.objects.create(
         school=school,
         actor=actor,
@@ -14,4 +94,747 @@ def audit_record(*, actor: User | None, action: str, school: School | None, targ
         action=action,
         target=target[:200],
         details=details or {},
+        subject=subject,
     )
+
+
+def _person_label(person: User) -> str:
+    full = person.get_full_name()
+    return f"{full} ({person.username})" if full else person.username
+
+
+def _recheck_access_after_commit(user_ids) -> None:
+    """Their open sockets re-check access once the change is committed."""
+    from tutor import events
+
+    ids = sorted(set(user_ids))
+
+    def send():
+        for user_id in ids:
+            events.person_access_changed(user_id)
+
+    if ids:
+        transaction.on_commit(send)
+
+
+def _check_school(actor: User, *objects) -> School:
+    """Defence in depth: the objects must belong to the admin's own school."""
+    school_id = actor.school_id
+    for obj in objects:
+        obj_school = obj.id if isinstance(obj, School) else obj.school_id
+        if school_id is None or obj_school != school_id:
+            raise ActionRefused(_("This belongs to another school."))
+    return actor.school
+
+
+def _ascii(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text or "")
+    return "".join(ch for ch in text.lower() if ch.isascii() and ch.isalnum())
+
+
+def username_new(first_name: str, last_name: str) -> str:
+    """A short login a young student can type: first name, initial, digits (sam.m → samm42)."""
+    base = (_ascii(first_name)[:10] + _ascii(last_name)[:1]) or "student"
+    for digits in (2, 2, 2, 3, 3, 3, 4, 4, 4, 6, 6, 6):
+        candidate = f"{base}{secrets.randbelow(10**digits):0{digits}d}"
+        if not User.objects.filter(username__iexact=candidate).exists():
+            return candidate
+    raise ActionRefused(_("Could not find a free username; try again."))
+
+
+def password_new() -> str:
+    """Easy to read aloud and to type (bakomute42); about 31 bits, with login lock-out."""
+    syllables = "".join(secrets.choice(PASSWORD_CONSONANTS) + secrets.choice(PASSWORD_VOWELS) for _ in range(4))
+    return f"{syllables}{secrets.randbelow(100):02d}"
+
+
+def _unused_join_code() -> str:
+    for _attempt in range(20):
+        code = new_join_code()
+        if not Classroom.objects.filter(join_code=code).exists():
+            return code
+    raise ActionRefused(_("Could not make a new join code; try again."))
+
+
+def _join_code_expiry():
+    return timezone.now() + timedelta(days=JOIN_CODE_VALID_DAYS)
+
+
+# Classes
+
+
+def _clean_class_name(school: School, name: str, *, exclude_id: int | None = None) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise ActionRefused(_("A class needs a name."))
+    if len(name) > 200:
+        raise ActionRefused(_("The name is too long (at most 200 characters)."))
+    if roster.looks_like_formula(name):
+        raise ActionRefused(_("A class name may not start with =, +, - or @."))
+    clash = Classroom.objects.filter(school=school, name__iexact=name).exclude(pk=exclude_id)
+    if clash.exists():
+        raise ActionRefused(_("The school already has a class called “%(name)s”.") % {"name": name})
+    return name
+
+
+def classroom_create(*, actor: User, school: School, name: str) -> Classroom:
+    _check_school(actor, school)
+    with transaction.atomic():
+        name = _clean_class_name(school, name)
+        classroom = Classroom.objects.create(
+            school=school, name=name, join_code=_unused_join_code(), join_code_expires_at=_join_code_expiry()
+        )
+        audit_record(
+            actor=actor, action="class.create", school=school, target=name, details={"classroom": classroom.id}
+        )
+    return classroom
+
+
+def classroom_rename(*, actor: User, classroom: Classroom, name: str) -> Classroom:
+    school = _check_school(actor, classroom)
+    with transaction.atomic():
+        name = _clean_class_name(school, name, exclude_id=classroom.id)
+        old = classroom.name
+        if name == old:
+            return classroom
+        classroom.name = name
+        classroom.save(update_fields=["name"])
+        audit_record(
+            actor=actor,
+            action="class.rename",
+            school=school,
+            target=name,
+            details={"classroom": classroom.id, "from": old},
+        )
+    return classroom
+
+
+def _member_ids(classroom: Classroom) -> list[int]:
+    return list(Membership.objects.filter(classroom=classroom).values_list("user_id", flat=True))
+
+
+def classroom_archive(*, actor: User, classroom: Classroom) -> Classroom:
+    """Nobody reaches an archived class; its people and conversations are kept for restoring."""
+    school = _check_school(actor, classroom)
+    with transaction.atomic():
+        if not Classroom.objects.filter(pk=classroom.pk, archived=False).update(archived=True):
+            raise ActionRefused(_("This class is already archived."))
+        classroom.archived = True
+        audit_record(
+            actor=actor,
+            action="class.archive",
+            school=school,
+            target=classroom.name,
+            details={"classroom": classroom.id},
+        )
+        _recheck_access_after_commit(_member_ids(classroom))
+    return classroom
+
+
+def classroom_restore(*, actor: User, classroom: Classroom) -> Classroom:
+    school = _check_school(actor, classroom)
+    with transaction.atomic():
+        if not Classroom.objects.filter(pk=classroom.pk, archived=True).update(archived=False):
+            raise ActionRefused(_("This class is not archived."))
+        classroom.archived = False
+        audit_record(
+            actor=actor,
+            action="class.restore",
+            school=school,
+            target=classroom.name,
+            details={"classroom": classroom.id},
+        )
+    return classroom
+
+
+# People in classes
+
+
+def _refuse_if_archived(classroom: Classroom) -> None:
+    if classroom.archived:
+        raise ActionRefused(_("This class is archived. Restore it first."))
+
+
+def staff_assign(*, actor: User, classroom: Classroom, person: User, role: str = Membership.Role.TEACHER) -> Membership:
+    """Make a person a teacher (or reviewer) of the class."""
+    school = _check_school(actor, classroom, person)
+    if role not in (Membership.Role.TEACHER, Membership.Role.REVIEWER):
+        raise ActionRefused(_("Choose teacher or reviewer."))
+    _refuse_if_archived(classroom)
+    if not person.is_active:
+        raise ActionRefused(_("%(person)s's account is deactivated.") % {"person": person})
+    if Membership.objects.filter(user=person, role=Membership.Role.STUDENT).exists():
+        raise ActionRefused(
+            _("%(person)s has a student account. Give them a separate staff account to teach.") % {"person": person}
+        )
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(
+            classroom=classroom, user=person, defaults={"role": role}
+        )
+        if not created and membership.role == role:
+            raise ActionRefused(_("%(person)s is already in this class.") % {"person": person})
+        if not created:
+            membership.role = role
+            membership.save(update_fields=["role"])
+        audit_record(
+            actor=actor,
+            action="class.staff_assign",
+            school=school,
+            target=_person_label(person),
+            subject=person,
+            details={"classroom": classroom.id, "role": role},
+        )
+        _recheck_access_after_commit([person.id])
+    return membership
+
+
+def student_enrol(*, actor: User, classroom: Classroom, person: User) -> Membership:
+    school = _check_school(actor, classroom, person)
+    _refuse_if_archived(classroom)
+    if selectors.is_staff_member(person):
+        raise ActionRefused(
+            _("%(person)s has a staff account and cannot be enrolled as a student.") % {"person": person}
+        )
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(
+            classroom=classroom, user=person, defaults={"role": Membership.Role.STUDENT}
+        )
+        if not created:
+            raise ActionRefused(_("%(person)s is already in this class.") % {"person": person})
+        audit_record(
+            actor=actor,
+            action="class.student_enrol",
+            school=school,
+            target=_person_label(person),
+            subject=person,
+            details={"classroom": classroom.id},
+        )
+    return membership
+
+
+def member_remove(*, actor: User, classroom: Classroom, person: User) -> None:
+    """Take a teacher, reviewer or student out of the class; their conversations are kept."""
+    school = _check_school(actor, classroom, person)
+    with transaction.atomic():
+        membership = Membership.objects.filter(classroom=classroom, user=person).first()
+        if membership is None:
+            raise ActionRefused(_("%(person)s is not in this class.") % {"person": person})
+        membership.delete()
+        audit_record(
+            actor=actor,
+            action="class.member_remove",
+            school=school,
+            target=_person_label(person),
+            subject=person,
+            details={"classroom": classroom.id, "role": membership.role},
+        )
+        _recheck_access_after_commit([person.id])
+
+
+def student_move(*, actor: User, person: User, from_classroom: Classroom, to_classroom: Classroom) -> Membership:
+    school = _check_school(actor, person, from_classroom, to_classroom)
+    if from_classroom.id == to_classroom.id:
+        raise ActionRefused(_("Choose another class."))
+    _refuse_if_archived(to_classroom)
+    with transaction.atomic():
+        removed = Membership.objects.filter(
+            classroom=from_classroom, user=person, role=Membership.Role.STUDENT
+        ).delete()[0]
+        if not removed:
+            raise ActionRefused(_("%(person)s is not a student of this class.") % {"person": person})
+        membership, _created = Membership.objects.get_or_create(
+            classroom=to_classroom, user=person, defaults={"role": Membership.Role.STUDENT}
+        )
+        if membership.role != Membership.Role.STUDENT:
+            raise ActionRefused(_("%(person)s is staff in that class.") % {"person": person})
+        audit_record(
+            actor=actor,
+            action="class.student_move",
+            school=school,
+            target=_person_label(person),
+            subject=person,
+            details={"from": from_classroom.id, "to": to_classroom.id},
+        )
+        _recheck_access_after_commit([person.id])
+    return membership
+
+
+# Accounts
+
+
+def _refuse_admin_accounts(actor: User, person: User) -> None:
+    if person.id == actor.id:
+        raise ActionRefused(_("You cannot do this to your own account."))
+    if person.is_school_admin or person.is_superuser:
+        raise ActionRefused(_("Only the platform operator can change a school admin's account."))
+
+
+def person_deactivate(*, actor: User, person: User) -> User:
+    """The person can no longer sign in; their open pages and sockets lose access at once."""
+    school = _check_school(actor, person)
+    _refuse_admin_accounts(actor, person)
+    with transaction.atomic():
+        if not User.objects.filter(pk=person.pk, is_active=True).update(is_active=False):
+            raise ActionRefused(_("This account is already deactivated."))
+        person.is_active = False
+        audit_record(
+            actor=actor, action="person.deactivate", school=school, target=_person_label(person), subject=person
+        )
+        _recheck_access_after_commit([person.id])
+    return person
+
+
+def person_reactivate(*, actor: User, person: User) -> User:
+    school = _check_school(actor, person)
+    _refuse_admin_accounts(actor, person)
+    with transaction.atomic():
+        if not User.objects.filter(pk=person.pk, is_active=False).update(is_active=True):
+            raise ActionRefused(_("This account is already active."))
+        person.is_active = True
+        audit_record(
+            actor=actor, action="person.reactivate", school=school, target=_person_label(person), subject=person
+        )
+    return person
+
+
+def _card(person: User, classroom_name: str, password: str) -> LoginCard:
+    cell = roster.neutralise_cell  # no text on the sheet may start like a spreadsheet formula
+    return LoginCard(
+        classroom=cell(classroom_name), name=cell(str(person)), username=person.username, password=password
+    )
+
+
+def password_reset(*, actor: User, person: User) -> LoginCard:
+    """A new password, returned once; signed-in sessions of the person end."""
+    school = _check_school(actor, person)
+    _refuse_admin_accounts(actor, person)
+    password = password_new()
+    with transaction.atomic():
+        person.set_password(password)
+        person.save(update_fields=["password"])
+        audit_record(
+            actor=actor, action="person.password_reset", school=school, target=_person_label(person), subject=person
+        )
+        _recheck_access_after_commit([person.id])
+    first_class = selectors.memberships_of(person).first()
+    return _card(person, first_class.classroom.name if first_class else school.name, password)
+
+
+def class_passwords_reset(*, actor: User, classroom: Classroom) -> list[LoginCard]:
+    """New passwords for every student of the class (for a new sheet of login cards)."""
+    school = _check_school(actor, classroom)
+    cards = []
+    with transaction.atomic():
+        students = list(selectors.students_of(classroom).filter(school=school).select_for_update())
+        if not students:
+            raise ActionRefused(_("This class has no students."))
+        for person in students:
+            password = password_new()
+            person.set_password(password)
+            person.save(update_fields=["password"])
+            cards.append(_card(person, classroom.name, password))
+        audit_record(
+            actor=actor,
+            action="class.passwords_reset",
+            school=school,
+            target=classroom.name,
+            details={"classroom": classroom.id, "students": len(students)},
+        )
+        _recheck_access_after_commit([p.id for p in students])
+    return cards
+
+
+def _clean_person_name(value: str, label: str) -> str:
+    value = " ".join((value or "").split())
+    if not value:
+        raise ActionRefused(_("The %(field)s is missing.") % {"field": label})
+    if roster.looks_like_formula(value):
+        raise ActionRefused(_("A name may not start with =, +, - or @ (“%(name)s”).") % {"name": value[:40]})
+    if len(value) > 150:
+        raise ActionRefused(_("The %(field)s is too long (at most 150 characters).") % {"field": label})
+    return value
+
+
+def students_create(*, actor: User, classroom: Classroom, names: list[tuple[str, str]]) -> list[LoginCard]:
+    """Accounts for students without e-mail: generated usernames and passwords, enrolled in the class.
+
+    All or nothing. The passwords are returned once, for the login cards; only their
+    hashes are stored.
+    """
+    school = _check_school(actor, classroom)
+    _refuse_if_archived(classroom)
+    if not names:
+        raise ActionRefused(_("Write at least one student's name."))
+    if len(names) > BULK_ACCOUNTS_MAX:
+        raise ActionRefused(_("At most %(max)d students at a time.") % {"max": BULK_ACCOUNTS_MAX})
+    cleaned = [
+        (_clean_person_name(first, _("first name")), _clean_person_name(last, _("last name"))) for first, last in names
+    ]
+    cards = []
+    with transaction.atomic():
+        for first_name, last_name in cleaned:
+            password = password_new()
+            person = User(
+                username=username_new(first_name, last_name), first_name=first_name, last_name=last_name, school=school
+            )
+            person.set_password(password)
+            person.save()
+            Membership.objects.create(classroom=classroom, user=person, role=Membership.Role.STUDENT)
+            cards.append(_card(person, classroom.name, password))
+        audit_record(
+            actor=actor,
+            action="class.accounts_create",
+            school=school,
+            target=classroom.name,
+            details={"classroom": classroom.id, "students": len(cards)},
+        )
+    return cards
+
+
+def staff_account_create(
+    *, actor: User, school: School, username: str, first_name: str, last_name: str, email: str = ""
+) -> LoginCard:
+    """An account for a teacher of the school; assign them to classes afterwards."""
+    _check_school(actor, school)
+    first_name = _clean_person_name(first_name, _("first name"))
+    last_name = _clean_person_name(last_name, _("last name"))
+    username = (username or "").strip()
+    if User.objects.filter(username__iexact=username).exists():
+        raise ActionRefused(_("The username “%(username)s” is taken.") % {"username": username})
+    password = password_new()
+    try:
+        with transaction.atomic():
+            person = User(username=username, first_name=first_name, last_name=last_name, email=email, school=school)
+            person.set_password(password)
+            person.save()
+            audit_record(
+                actor=actor, action="person.create", school=school, target=_person_label(person), subject=person
+            )
+    except IntegrityError:
+        raise ActionRefused(_("The username “%(username)s” is taken.") % {"username": username}) from None
+    return _card(person, school.name, password)
+
+
+def school_retention_set(*, actor: User, school: School, retention_days: int) -> School:
+    _check_school(actor, school)
+    if not 1 <= retention_days <= 3650:
+        raise ActionRefused(_("Choose between 1 and 3650 days."))
+    with transaction.atomic():
+        old = school.retention_days
+        school.retention_days = retention_days
+        school.save(update_fields=["retention_days"])
+        audit_record(
+            actor=actor,
+            action="school.retention",
+            school=school,
+            target=school.name,
+            details={"from": old, "to": retention_days},
+        )
+    return school
+
+
+# Roster import
+
+
+def roster_import(*, actor: User, school: School, data: bytes) -> tuple[dict, list[LoginCard]]:
+    """Apply a roster file: all of it, or nothing if any row has an error.
+
+    Reads the file again inside the transaction (the database may have changed since
+    the preview). Returns the counts and the login cards of the new students.
+    """
+    _check_school(actor, school)
+    try:
+        with transaction.atomic():
+            preview = roster.roster_read(school=school, data=data)
+            if not preview.ok:
+                raise RosterRefused(
+                    _("Nothing was imported: fix the errors below, then upload the file again."), preview
+                )
+            cards: list[LoginCard] = []
+            people: dict[str, User] = {}
+            counts = {"created": 0, "updated": 0, "enrolled": 0}
+            for row in preview.rows:
+                person = people.get(row.student_number) or row.person
+                if person is None:
+                    password = password_new()
+                    person = User(
+                        username=username_new(row.first_name, row.last_name),
+                        school=school,
+                        first_name=row.first_name,
+                        last_name=row.last_name,
+                        email=row.email,
+                        student_number=row.student_number,
+                    )
+                    person.set_password(password)
+                    person.save()
+                    cards.append(_card(person, row.classroom.name, password))
+                    counts["created"] += 1
+                elif row.changes:
+                    person.first_name, person.last_name = row.first_name, row.last_name
+                    person.email = row.email or person.email
+                    person.save(update_fields=["first_name", "last_name", "email"])
+                    counts["updated"] += 1
+                people[row.student_number] = person
+                if row.enrols:
+                    Membership.objects.create(classroom=row.classroom, user=person, role=Membership.Role.STUDENT)
+                    counts["enrolled"] += 1
+            if any(counts.values()):
+                audit_record(
+                    actor=actor,
+                    action="roster.import",
+                    school=school,
+                    target=_("%(n)d rows") % {"n": len(preview.rows)},
+                    details=counts,
+                )
+    except IntegrityError:
+        raise ActionRefused(
+            _("Someone changed these students at the same time. Nothing was imported; try again.")
+        ) from None
+    return counts, cards
+
+
+# Teachers: the class's tutor and its join code
+
+
+TUTOR_SETTINGS_FIELDS = ("subject", "level", "reply_language", "tutor_instructions", "max_reply_words")
+
+
+def tutor_settings_update(*, actor: User, classroom: Classroom, **values) -> Classroom:
+    """Save the class's tutor settings; the next draft uses them (tutor.prompts reads them)."""
+    unknown = set(values) - set(TUTOR_SETTINGS_FIELDS)
+    if unknown:
+        raise ValueError(f"not tutor settings: {sorted(unknown)}")
+    with transaction.atomic():
+        changed = [name for name, value in values.items() if getattr(classroom, name) != value]
+        if not changed:
+            return classroom
+        for name in changed:
+            setattr(classroom, name, values[name])
+        classroom.save(update_fields=changed)
+        audit_record(
+            actor=actor,
+            action="class.tutor_settings",
+            school=classroom.school,
+            target=classroom.name,
+            details={"classroom": classroom.id, "changed": changed},
+        )
+    return classroom
+
+
+def join_code_rotate(*, actor: User, classroom: Classroom) -> Classroom:
+    """A new code; the old one stops working at once."""
+    with transaction.atomic():
+        classroom.join_code = _unused_join_code()
+        classroom.join_code_enabled = True
+        classroom.join_code_expires_at = _join_code_expiry()
+        classroom.save(update_fields=["join_code", "join_code_enabled", "join_code_expires_at"])
+        audit_record(
+            actor=actor,
+            action="class.join_code_rotate",
+            school=classroom.school,
+            target=classroom.name,
+            details={"classroom": classroom.id},
+        )
+    return classroom
+
+
+def join_code_set_enabled(*, actor: User, classroom: Classroom, enabled: bool) -> Classroom:
+    with transaction.atomic():
+        fields = ["join_code_enabled"]
+        classroom.join_code_enabled = enabled
+        if enabled and classroom.join_code_expires_at and classroom.join_code_expires_at <= timezone.now():
+            classroom.join_code_expires_at = _join_code_expiry()
+            fields.append("join_code_expires_at")
+        classroom.save(update_fields=fields)
+        audit_record(
+            actor=actor,
+            action="class.join_code_on" if enabled else "class.join_code_off",
+            school=classroom.school,
+            target=classroom.name,
+            details={"classroom": classroom.id},
+        )
+    return classroom
+
+
+# Students: joining with a code, signing up
+
+
+def _throttle_key(key: str) -> str:
+    return f"classrooms.join-refused.{key}"
+
+
+def _note_refusal(key: str) -> None:
+    cache_key = _throttle_key(key)
+    if not cache.add(cache_key, 1, JOIN_REFUSALS_WINDOW):
+        try:
+            cache.incr(cache_key)
+        except ValueError:
+            cache.set(cache_key, 1, JOIN_REFUSALS_WINDOW)
+
+
+def _classroom_for_code(code: str, *, throttle_key: str, limit: int = JOIN_REFUSALS_LIMIT) -> Classroom:
+    """The class a join code opens, or a refusal that says why (counted against guessing)."""
+    if (cache.get(_throttle_key(throttle_key)) or 0) >= limit:
+        raise JoinRefused(_("Too many wrong codes. Wait a quarter of an hour, then try again."))
+    classroom = selectors.classroom_by_join_code(code)
+    if classroom is None or classroom.archived:
+        _note_refusal(throttle_key)
+        raise JoinRefused(_("No class has this join code. Check it with your teacher."))
+    if not classroom.join_code_enabled:
+        _note_refusal(throttle_key)
+        raise JoinRefused(_("This class is not taking new students with a code right now. Ask your teacher."))
+    if classroom.join_code_expires_at and classroom.join_code_expires_at <= timezone.now():
+        _note_refusal(throttle_key)
+        raise JoinRefused(_("This join code has expired. Ask your teacher for the new one."))
+    return classroom
+
+
+def class_join(*, person: User, code: str, throttle_key: str) -> Classroom:
+    """A signed-in student joins a class by its code."""
+    classroom = _classroom_for_code(code, throttle_key=throttle_key)
+    if person.school_id is not None and person.school_id != classroom.school_id:
+        raise JoinRefused(_("This code is for a class of another school."))
+    if selectors.is_staff_member(person):
+        raise JoinRefused(_("Staff accounts cannot join a class as students."))
+    with transaction.atomic():
+        if person.school_id is None:
+            User.objects.filter(pk=person.pk, school=None).update(school=classroom.school)
+            person.school = classroom.school
+        _membership, created = Membership.objects.get_or_create(
+            classroom=classroom, user=person, defaults={"role": Membership.Role.STUDENT}
+        )
+        if not created:
+            raise JoinRefused(_("You are already in %(classroom)s.") % {"classroom": classroom.name})
+        audit_record(
+            actor=person,
+            action="class.join",
+            school=classroom.school,
+            target=_person_label(person),
+            subject=person,
+            details={"classroom": classroom.id},
+        )
+    return classroom
+
+
+def student_sign_up(
+    *, code: str, username: str, first_name: str, last_name: str, password: str, throttle_key: str
+) -> tuple[User, Classroom]:
+    """A new student account in the school and class that the join code names.
+
+    The form has checked the username and the password's strength; the code is
+    checked here.
+    """
+    classroom = _classroom_for_code(code, throttle_key=throttle_key, limit=SIGN_UP_REFUSALS_LIMIT)
+    first_name = _clean_person_name(first_name, _("first name"))
+    last_name = _clean_person_name(last_name, _("last name"))
+    try:
+        with transaction.atomic():
+            person = User(username=username, first_name=first_name, last_name=last_name, school=classroom.school)
+            person.set_password(password)
+            person.save()
+            Membership.objects.create(classroom=classroom, user=person, role=Membership.Role.STUDENT)
+            audit_record(
+                actor=person,
+                action="person.sign_up",
+                school=classroom.school,
+                target=_person_label(person),
+                subject=person,
+                details={"classroom": classroom.id},
+            )
+    except IntegrityError:
+        raise ActionRefused(_("The username “%(username)s” is taken.") % {"username": username}) from None
+    return person, classroom
+
+
+# Privacy: a student's data, and deleting it
+
+
+def _refuse_unless_student(actor: User, person: User) -> None:
+    _refuse_admin_accounts(actor, person)
+    if selectors.is_staff_member(person):
+        raise ActionRefused(_("This is a staff account; only student accounts can be exported or deleted here."))
+
+
+def student_export(*, actor: User, student: User) -> dict:
+    """Everything the platform holds about one student, as they could see it.
+
+    Conversations carry only what the student could read (tutor.selectors.student_view):
+    never a draft. Recorded in the audit log.
+    """
+    from tutor.models import Conversation
+    from tutor.selectors import student_view
+
+    school = _check_school(actor, student)
+    _refuse_unless_student(actor, student)
+    cell = roster.neutralise_cell
+    conversations = (
+        Conversation.objects.filter(student=student)
+        .select_related("classroom")
+        .prefetch_related("messages")
+        .order_by("created_at", "id")
+    )
+    data = {
+        "exported_at": timezone.now().isoformat(),
+        "school": cell(school.name),
+        "account": {
+            "username": cell(student.username),
+            "first_name": cell(student.first_name),
+            "last_name": cell(student.last_name),
+            "email": cell(student.email),
+            "student_number": cell(student.student_number),
+            "language": student.language,
+            "active": student.is_active,
+            "joined": student.date_joined.isoformat(),
+            "last_sign_in": student.last_login.isoformat() if student.last_login else None,
+        },
+        "classes": [
+            {"class": cell(m.classroom.name), "role": m.role, "since": m.joined_at.isoformat()}
+            for m in selectors.memberships_of(student)
+        ],
+        # The student's own words and the replies they were sent, exactly as written.
+        "conversations": [
+            {
+                "class": cell(c.classroom.name),
+                "title": c.title,
+                "started": c.created_at.isoformat(),
+                "messages": [student_view(m) for m in c.messages.all()],
+            }
+            for c in conversations
+        ],
+    }
+    with transaction.atomic():
+        audit_record(actor=actor, action="person.export", school=school, target=_person_label(student), subject=student)
+    return data
+
+
+def _sessions_of(person: User) -> list[str]:
+    keys = []
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.get_decoded().get("_auth_user_id") == str(person.pk):
+            keys.append(session.session_key)
+    return keys
+
+
+def student_delete(*, actor: User, student: User) -> None:
+    """Delete a student and everything they wrote: account, class places, conversations
+    (their questions and the replies to them), sign-in records and sessions. The audit
+    log keeps that it happened, without their name.
+    """
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    school = _check_school(actor, student)
+    _refuse_unless_student(actor, student)
+    student_id, username = student.pk, student.username
+    gone = _("deleted account #%(id)d") % {"id": student_id}
+    with transaction.atomic():
+        AuditEntry.objects.filter(subject=student).update(target=gone, subject=None)
+        AuditEntry.objects.filter(actor=student).update(actor_name=gone, actor=None)
+        Session.objects.filter(session_key__in=_sessions_of(student)).delete()
+        for model in (AccessAttempt, AccessFailureLog, AccessLog):
+            model.objects.filter(username=username).delete()
+        LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(User), object_id=str(student_id)
+        ).delete()
+        student.delete()  # cascades: memberships, conversations and their messages
+        audit_record(actor=actor, action="person.delete", school=school, target=gone)
+        _recheck_access_after_commit([student_id])

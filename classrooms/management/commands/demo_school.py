@@ -31,6 +31,6 @@ class Command(BaseCommand):
             user.save()
             if role in ("teacher", "student"):
                 Membership.objects.update_or_create(classroom=classroom, user=user, defaults={"role": role})
-        self.stdout.write("Demo school ready. Sign in with any of these (password: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo school ready. Sign in with any of these (password: {DEMO_PASSWORD}):")
         for username, _, _, role in PEOPLE:
             self.stdout.write(f"  {username:15} {role}")

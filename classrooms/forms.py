@@ -1,0 +1,235 @@
+"""Forms: they read and check what a person typed; services do the writing."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django import forms
+from django.contrib.auth.forms import BaseUserCreationForm, UsernameField
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils.translation import gettext_lazy as _
+
+from classrooms import roster, selectors
+from classrooms.models import (
+    DEFAULT_TUTOR_INSTRUCTIONS,
+    Classroom,
+    Membership,
+    School,
+    User,
+)
+from classrooms.services import BULK_ACCOUNTS_MAX
+
+
+def refuse_formula(value: str) -> None:
+    if roster.looks_like_formula((value or "").strip()):
+        raise ValidationError(_("This may not start with =, +, - or @."), code="formula")
+
+
+class ClassroomNameForm(forms.Form):
+    name = forms.CharField(label=_("Class name"), max_length=200, validators=[refuse_formula])
+
+
+class PersonChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, person):
+        return f"{person} ({person.username})" if person.get_full_name() else person.username
+
+
+class StaffAssignForm(forms.Form):
+    person = PersonChoiceField(label=_("Person"), queryset=User.objects.none())
+    role = forms.ChoiceField(
+        label=_("Role"),
+        choices=[(Membership.Role.TEACHER, _("Teacher")), (Membership.Role.REVIEWER, _("Reviewer"))],
+        initial=Membership.Role.TEACHER,
+    )
+
+    def __init__(self, *args, classroom: Classroom, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["person"].queryset = (
+            selectors.people_of_school(classroom.school)
+            .filter(is_active=True)
+            .exclude(memberships__classroom=classroom)
+            .exclude(memberships__role=Membership.Role.STUDENT)
+        )
+
+
+class StudentEnrolForm(forms.Form):
+    person = PersonChoiceField(label=_("Student"), queryset=User.objects.none())
+
+    def __init__(self, *args, classroom: Classroom, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["person"].queryset = (
+            selectors.people_of_school(classroom.school)
+            .filter(is_school_admin=False)
+            .exclude(memberships__classroom=classroom)
+            .exclude(memberships__role__in=selectors.STAFF_ROLES)
+        )
+
+
+class StudentMoveForm(forms.Form):
+    to_classroom = forms.ModelChoiceField(label=_("Move to"), queryset=Classroom.objects.none())
+
+    def __init__(self, *args, classroom: Classroom, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_classroom"].queryset = Classroom.objects.filter(
+            school_id=classroom.school_id, archived=False
+        ).exclude(pk=classroom.pk)
+
+
+class BulkAccountsForm(forms.Form):
+    names = forms.CharField(
+        label=_("Students, one a line: first name, then last name"),
+        widget=forms.Textarea(attrs={"rows": 12}),
+        help_text=_("For example “Léa Martin”. At most %(max)d students at a time.") % {"max": BULK_ACCOUNTS_MAX},
+    )
+
+    def clean_names(self) -> list[tuple[str, str]]:
+        names = []
+        for number, line in enumerate(self.cleaned_data["names"].splitlines(), start=1):
+            line = " ".join(line.replace(";", " ").replace(",", " ").split())
+            if not line:
+                continue
+            if roster.looks_like_formula(line):
+                raise ValidationError(_("Line %(n)d starts with =, +, - or @.") % {"n": number})
+            first, _sep, last = line.partition(" ")
+            if not last:
+                raise ValidationError(_("Line %(n)d needs a first name and a last name.") % {"n": number})
+            if len(first) > 150 or len(last) > 150:
+                raise ValidationError(_("Line %(n)d is too long.") % {"n": number})
+            names.append((first, last))
+        if not names:
+            raise ValidationError(_("Write at least one student's name."))
+        if len(names) > BULK_ACCOUNTS_MAX:
+            raise ValidationError(_("At most %(max)d students at a time.") % {"max": BULK_ACCOUNTS_MAX})
+        return names
+
+
+class RosterUploadForm(forms.Form):
+    file = forms.FileField(label=_("Roster file (CSV)"))
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > roster.ROSTER_MAX_BYTES:
+            raise ValidationError(
+                _("The file is too large (at most %(kb)d KB). Split it into several files.")
+                % {"kb": roster.ROSTER_MAX_BYTES // 1024}
+            )
+        return upload.read(roster.ROSTER_MAX_BYTES + 1)
+
+
+class RosterConfirmForm(forms.Form):
+    # The previewed file travels back with the confirmation; it is read and checked again.
+    roster = forms.CharField(strip=False, max_length=roster.ROSTER_MAX_BYTES)
+
+    def clean_roster(self) -> bytes:
+        return self.cleaned_data["roster"].encode("utf-8")
+
+
+class StaffAccountForm(forms.Form):
+    username = forms.RegexField(
+        label=_("Username"),
+        max_length=150,
+        regex=r"^[\w.@+-]+\Z",
+        error_messages={"invalid": _("Letters, digits and . @ + - _ only.")},
+    )
+    first_name = forms.CharField(label=_("First name"), max_length=150, validators=[refuse_formula])
+    last_name = forms.CharField(label=_("Last name"), max_length=150, validators=[refuse_formula])
+    email = forms.EmailField(label=_("E-mail"), required=False)
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        if roster.looks_like_formula(username):
+            raise ValidationError(_("This may not start with =, +, - or @."))
+        if User.objects.filter(username__iexact=username).exists():
+            raise ValidationError(_("This username is taken."))
+        return username
+
+
+class SchoolSettingsForm(forms.ModelForm):
+    class Meta:
+        model = School
+        fields = ("retention_days",)
+
+    retention_days = forms.IntegerField(
+        label=_("Keep conversations for (days)"),
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("Conversations not touched for longer are deleted automatically, every hour."),
+    )
+
+
+class TutorSettingsForm(forms.ModelForm):
+    restore_default = forms.BooleanField(label=_("Use the default instructions"), required=False)
+
+    class Meta:
+        model = Classroom
+        fields = ("subject", "level", "reply_language", "tutor_instructions", "max_reply_words")
+
+    max_reply_words = forms.IntegerField(
+        label=_("Longest reply (words)"), validators=[MinValueValidator(10), MaxValueValidator(400)]
+    )
+    tutor_instructions = forms.CharField(
+        label=_("The tutor's instructions"),
+        max_length=4000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text=_("What the tutor should do and avoid. Every draft in this class follows it."),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("restore_default") or not (data.get("tutor_instructions") or "").strip():
+            data["tutor_instructions"] = DEFAULT_TUTOR_INSTRUCTIONS
+        return data
+
+    def setting_values(self) -> dict:
+        return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+class JoinForm(forms.Form):
+    code = forms.CharField(
+        label=_("Join code"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}),
+    )
+
+
+class SignUpForm(BaseUserCreationForm):
+    code = forms.CharField(
+        label=_("Join code from your teacher"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}),
+    )
+
+    class Meta:
+        model = User
+        fields = ("code", "first_name", "last_name", "username")
+        field_classes: ClassVar = {"username": UsernameField}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("first_name", "last_name"):
+            self.fields[name].required = True
+            self.fields[name].validators.append(refuse_formula)
+        self.order_fields(["code", "first_name", "last_name", "username", "password1", "password2"])
+
+    def clean_username(self):
+        username = self.cleaned_data.get("username", "")
+        if roster.looks_like_formula(username):
+            raise ValidationError(_("This may not start with =, +, - or @."))
+        if User.objects.filter(username__iexact=username).exists():
+            raise ValidationError(_("This username is taken. Choose another one."))
+        return username
+
+
+class DeleteStudentForm(forms.Form):
+    confirm_username = forms.CharField(label=_("Type the student's username to confirm"), max_length=150)
+
+    def __init__(self, *args, student: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.student = student
+
+    def clean_confirm_username(self):
+        value = self.cleaned_data["confirm_username"].strip()
+        if value != self.student.username:
+            raise ValidationError(_("That is not this student's username."))
+        return value

@@ -1,0 +1,20 @@
+"""Links to the school's pages in the site's header, for the people they are for."""
+
+from django import template
+
+from classrooms import selectors
+
+register = template.Library()
+
+
+@register.inclusion_tag("classrooms/nav_links.html", takes_context=True)
+def classrooms_nav(context):
+    user = context.get("user")
+    signed_in = bool(user and user.is_authenticated)
+    teaches = signed_in and user.is_active and selectors.classrooms_taught_by(user).exists()
+    return {
+        "signed_in": signed_in,
+        "is_school_admin": signed_in and selectors.is_school_admin(user),
+        "teaches": teaches,
+        "may_join": signed_in and not teaches and not user.is_school_admin,
+    }

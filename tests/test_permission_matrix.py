@@ -1,0 +1,451 @@
+"""Who may reach what: every route of the URL configuration and every WebSocket route,
+for every persona, against objects of their own class, another class of their school,
+and another school.
+
+The routes are read from the URL configuration itself (only the operator's /operator/
+admin and static files are skipped): a route with no row in the table below fails
+("route X has no permission expectations"), so no view can go unchecked. Each request
+runs in a savepoint that is rolled back, so every persona meets the same world.
+
+Personas (tests/conftest.py): anonymous; student and classmate of `classroom`;
+stranger_student of `other_classroom` (same school); teacher of `classroom`;
+other_teacher of `other_classroom`; outsider (the school, no class); school_admin of
+`school`; other_admin of `other_school`, which has its own class and student.
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from classrooms.models import Classroom, Membership
+from tests.conftest import make_person
+from tests.tutor.helpers import ask, draft, socket
+from tutor.routing import websocket_urlpatterns
+
+PERSONAS = (
+    "anonymous",
+    "student",
+    "classmate",
+    "stranger_student",
+    "teacher",
+    "other_teacher",
+    "outsider",
+    "school_admin",
+    "other_admin",
+)
+
+# How a route's URL arguments are filled, by target: whose object the request names.
+TARGETS = {
+    "-": lambda w: {},
+    "own class": lambda w: {"classroom_id": w.classroom.id},
+    "other class": lambda w: {"classroom_id": w.other_classroom.id},
+    "other school's class": lambda w: {"classroom_id": w.foreign_classroom.id},
+    "student's conversation": lambda w: {"conversation_id": w.conversation.id},
+    "stranger's conversation": lambda w: {"conversation_id": w.stranger_conversation.id},
+    "student's reply": lambda w: {"reply_id": w.reply.id},
+    "stranger's reply": lambda w: {"reply_id": w.stranger_reply.id},
+    "student": lambda w: {"user_id": w.student.id},
+    "other school's student": lambda w: {"user_id": w.foreign_student.id},
+    "own class, its student": lambda w: {"classroom_id": w.classroom.id, "user_id": w.student.id},
+    "other school's class, its student": lambda w: {
+        "classroom_id": w.foreign_classroom.id,
+        "user_id": w.foreign_student.id,
+    },
+}
+
+
+def tutor_settings(w):
+    return {
+        "subject": "Maths",
+        "level": "4e",
+        "reply_language": "",
+        "tutor_instructions": "Be kind.",
+        "max_reply_words": 60,
+    }
+
+
+def roster_file(w):
+    text = "student_number,first_name,last_name,class\n77,Léa,Martin,Maths 4e B\n"
+    return {"file": SimpleUploadedFile("roster.csv", text.encode(), "text/csv")}
+
+
+def sign_up_form(w):
+    return {
+        "code": w.classroom.join_code,
+        "first_name": "Léa",
+        "last_name": "Martin",
+        "username": "new.pupil",
+        "password1": "blue-kite-river-42",
+        "password2": "blue-kite-river-42",
+    }
+
+
+def row(method: str, target: str, expected: str, data=None):
+    statuses = expected.split()
+    assert len(statuses) == len(PERSONAS), expected
+    return SimpleNamespace(method=method, target=target, data=data, expected=dict(zip(PERSONAS, statuses, strict=True)))
+
+
+# Expected HTTP status per persona. 302 for anonymous is the sign-in page; 403 is
+# "this page is not for your role"; 404 is "not yours" (missing and forbidden look alike).
+#            anonymous student classmate stranger teacher other_teacher outsider school_admin other_admin
+MATRIX = {
+    # The student's side
+    "home": [row("GET", "-", "302 302 302 302 302 302 302 302 302")],
+    "student_classes": [row("GET", "-", "302 200 200 200 200 200 200 200 200")],
+    "classroom": [
+        row("GET", "own class", "302 200 200 404 404 404 404 404 404"),
+        row("GET", "other class", "302 404 404 200 404 404 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404"),
+    ],
+    "conversation_new": [
+        row("POST", "own class", "302 302 302 404 404 404 404 404 404"),
+        row("POST", "other class", "302 404 404 302 404 404 404 404 404"),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404"),
+        row("GET", "own class", "302 405 405 405 405 405 405 405 405"),
+    ],
+    "conversation": [
+        row("GET", "student's conversation", "302 200 404 404 404 404 404 404 404"),
+        row("GET", "stranger's conversation", "302 404 404 200 404 404 404 404 404"),
+    ],
+    "conversation_messages": [
+        row("GET", "student's conversation", "302 200 404 404 404 404 404 404 404"),
+        row("GET", "stranger's conversation", "302 404 404 200 404 404 404 404 404"),
+    ],
+    # The teacher's review
+    "review_queue": [row("GET", "-", "302 403 403 403 200 200 403 403 403")],
+    "review_approve": [
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+    ],
+    "review_reject": [
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+    ],
+    "review_regenerate": [
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+    ],
+    "review_claim": [
+        row("POST", "student's reply", "302 404 404 404 200 404 404 404 404"),
+        row("POST", "stranger's reply", "302 404 404 404 404 200 404 404 404"),
+    ],
+    "review_split": [
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+    ],
+    "review_stats": [row("GET", "-", "302 403 403 403 200 200 403 200 200")],
+    # Accounts and language
+    "login": [row("GET", "-", "200 302 302 302 302 302 302 302 302")],
+    "logout": [
+        row("POST", "-", "302 302 302 302 302 302 302 302 302"),
+        row("GET", "-", "405 405 405 405 405 405 405 405 405"),
+    ],
+    "language_choose": [
+        row("POST", "-", "302 302 302 302 302 302 302 302 302", lambda w: {"language": "fr", "next": "/"})
+    ],
+    "sign_up": [
+        row("GET", "-", "200 302 302 302 302 302 302 302 302"),
+        row("POST", "-", "302 302 302 302 302 302 302 302 302", sign_up_form),
+    ],
+    "join_class": [
+        row("GET", "-", "302 200 200 200 200 200 200 200 200"),
+        # Joining other_classroom: students and the outsider get in; its own students
+        # and staff are told why not (200, the page with the reason).
+        row("POST", "-", "302 302 302 200 200 200 302 200 200", lambda w: {"code": w.other_classroom.join_code}),
+    ],
+    # Teachers: their class's tutor and join code
+    "teach_home": [row("GET", "-", "302 403 403 403 200 200 403 403 403")],
+    "teach_class": [
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404"),
+        row("GET", "other class", "302 404 404 404 404 200 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404"),
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404", tutor_settings),
+    ],
+    "teach_join_code_rotate": [
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404"),
+        row("POST", "other class", "302 404 404 404 404 302 404 404 404"),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404"),
+        row("GET", "own class", "302 405 405 405 405 405 405 405 405"),
+    ],
+    "teach_join_code_switch": [
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404", lambda w: {"enabled": "off"}),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404", lambda w: {"enabled": "off"}),
+    ],
+    # School admins: their own school only
+    "school_home": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_class_create": [
+        row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"name": "Latin 3e"}),
+        row("GET", "-", "302 403 403 403 403 403 403 405 405"),
+    ],
+    "school_class": [
+        row("GET", "own class", "302 403 403 403 403 403 403 200 404"),
+        row("GET", "other school's class", "302 403 403 403 403 403 403 404 200"),
+    ],
+    "school_class_rename": [
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404", lambda w: {"name": "Renamed"}),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302", lambda w: {"name": "Renamed"}),
+    ],
+    "school_class_archive": [
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404"),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302"),
+        row("GET", "own class", "302 403 403 403 403 403 403 405 405"),
+    ],
+    "school_class_restore": [
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404"),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302"),
+    ],
+    "school_class_staff_assign": [
+        row(
+            "POST",
+            "own class",
+            "302 403 403 403 403 403 403 302 404",
+            lambda w: {"person": w.outsider.id, "role": "teacher"},
+        ),
+        row(
+            "POST",
+            "other school's class",
+            "302 403 403 403 403 403 403 404 302",
+            lambda w: {"person": w.outsider.id, "role": "teacher"},
+        ),
+    ],
+    "school_class_student_enrol": [
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404", lambda w: {"person": w.outsider.id}),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302", lambda w: {"person": w.outsider.id}),
+    ],
+    "school_class_member_remove": [
+        row("POST", "own class, its student", "302 403 403 403 403 403 403 302 404"),
+        row("POST", "other school's class, its student", "302 403 403 403 403 403 403 404 302"),
+    ],
+    "school_class_student_move": [
+        row(
+            "POST",
+            "own class, its student",
+            "302 403 403 403 403 403 403 302 404",
+            lambda w: {"to_classroom": w.other_classroom.id},
+        ),
+        row(
+            "POST",
+            "other school's class, its student",
+            "302 403 403 403 403 403 403 404 302",
+            lambda w: {"to_classroom": w.other_classroom.id},
+        ),
+    ],
+    "school_class_accounts": [
+        row("GET", "own class", "302 403 403 403 403 403 403 200 404"),
+        row("POST", "own class", "302 403 403 403 403 403 403 200 404", lambda w: {"names": "Léa Martin"}),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 200", lambda w: {"names": "Léa Martin"}),
+    ],
+    "school_class_passwords": [
+        row("GET", "own class", "302 403 403 403 403 403 403 200 404"),
+        row("POST", "own class", "302 403 403 403 403 403 403 200 404"),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 200"),
+    ],
+    "school_people": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_staff_new": [
+        row("GET", "-", "302 403 403 403 403 403 403 200 200"),
+        row(
+            "POST",
+            "-",
+            "302 403 403 403 403 403 403 200 200",
+            lambda w: {"username": "new.teacher", "first_name": "Marie", "last_name": "Durand"},
+        ),
+    ],
+    "school_person": [
+        row("GET", "student", "302 403 403 403 403 403 403 200 404"),
+        row("GET", "other school's student", "302 403 403 403 403 403 403 404 200"),
+    ],
+    "school_person_deactivate": [
+        row("POST", "student", "302 403 403 403 403 403 403 302 404"),
+        row("POST", "other school's student", "302 403 403 403 403 403 403 404 302"),
+    ],
+    "school_person_reactivate": [
+        row("POST", "student", "302 403 403 403 403 403 403 302 404"),
+        row("POST", "other school's student", "302 403 403 403 403 403 403 404 302"),
+    ],
+    "school_person_password": [
+        row("POST", "student", "302 403 403 403 403 403 403 200 404"),
+        row("POST", "other school's student", "302 403 403 403 403 403 403 404 200"),
+    ],
+    "school_person_export": [
+        row("GET", "student", "302 403 403 403 403 403 403 200 404"),
+        row("GET", "other school's student", "302 403 403 403 403 403 403 404 200"),
+    ],
+    "school_person_delete": [
+        row("GET", "student", "302 403 403 403 403 403 403 200 404"),
+        row("POST", "student", "302 403 403 403 403 403 403 302 404", lambda w: {"confirm_username": "student"}),
+        row(
+            "POST",
+            "other school's student",
+            "302 403 403 403 403 403 403 404 302",
+            lambda w: {"confirm_username": "foreignstudent"},
+        ),
+    ],
+    "school_roster": [
+        row("GET", "-", "302 403 403 403 403 403 403 200 200"),
+        row("POST", "-", "302 403 403 403 403 403 403 200 200", roster_file),
+    ],
+    "school_roster_confirm": [
+        row(
+            "POST",
+            "-",
+            "302 403 403 403 403 403 403 200 200",
+            lambda w: {"roster": "student_number,first_name,last_name,class\n77,Léa,Martin,Maths 4e B\n"},
+        ),
+    ],
+    "school_roster_export": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_audit": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_settings": [
+        row("GET", "-", "302 403 403 403 403 403 403 200 200"),
+        row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"retention_days": 200}),
+    ],
+}
+
+# WebSocket routes: "yes" if the persona's socket is accepted.
+#          anonymous student classmate stranger teacher other_teacher outsider school_admin other_admin
+WS_MATRIX = {
+    "ws_chat": [
+        ("student's conversation", "no yes no no no no no no no"),
+        ("stranger's conversation", "no no no yes no no no no no"),
+    ],
+    "ws_review": [("-", "no no no no yes yes no no no")],
+}
+
+
+def _walk(patterns, prefix=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.app_name == "admin" or pattern.namespace == "admin":
+                continue  # the operator's Django admin at /operator/
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            route = prefix + str(pattern.pattern)
+            if settings.STATIC_URL and route.lstrip("^/").startswith(settings.STATIC_URL.strip("/")):
+                continue
+            yield route, pattern.name
+
+
+def http_routes() -> list[str]:
+    return [name or f"(unnamed) {route}" for route, name in _walk(get_resolver().url_patterns)]
+
+
+def ws_routes() -> list[str]:
+    return [p.name or f"(unnamed) {p.pattern}" for p in websocket_urlpatterns]
+
+
+def test_the_table_names_no_route_that_is_gone():
+    assert sorted(set(MATRIX) - set(http_routes())) == []
+    assert sorted(set(WS_MATRIX) - set(ws_routes())) == []
+
+
+@pytest.fixture
+def world(
+    school,
+    other_school,
+    classroom,
+    other_classroom,
+    student,
+    classmate,
+    stranger_student,
+    teacher,
+    other_teacher,
+    outsider,
+    school_admin,
+    other_admin,
+):
+    cache.clear()  # the join-code throttle
+    foreign_classroom = Classroom.objects.create(school=other_school, name="Maths 4e B")
+    foreign_student = make_person("foreignstudent", other_school)
+    Membership.objects.create(classroom=foreign_classroom, user=foreign_student, role=Membership.Role.STUDENT)
+    foreign_teacher = make_person("foreignteacher", other_school)
+    Membership.objects.create(classroom=foreign_classroom, user=foreign_teacher, role=Membership.Role.TEACHER)
+    reply = draft(ask(student, classroom))
+    stranger_reply = draft(ask(stranger_student, other_classroom))
+    ask(foreign_student, foreign_classroom)
+    return SimpleNamespace(
+        school=school,
+        other_school=other_school,
+        classroom=classroom,
+        other_classroom=other_classroom,
+        foreign_classroom=foreign_classroom,
+        foreign_student=foreign_student,
+        reply=reply,
+        conversation=reply.conversation,
+        stranger_reply=stranger_reply,
+        stranger_conversation=stranger_reply.conversation,
+        anonymous=None,
+        student=student,
+        classmate=classmate,
+        stranger_student=stranger_student,
+        teacher=teacher,
+        other_teacher=other_teacher,
+        outsider=outsider,
+        school_admin=school_admin,
+        other_admin=other_admin,
+    )
+
+
+def _ask(client: Client, world, name: str, case, persona: str) -> int:
+    url = reverse(name, kwargs=TARGETS[case.target](world))
+    client.cookies.clear()  # one client for all (a new one loads every middleware again)
+    if getattr(world, persona) is not None:
+        client.force_login(getattr(world, persona))
+    data = case.data(world) if case.data else {}
+    if case.method == "GET":
+        return client.get(url).status_code
+    if case.method == "POST":
+        return client.post(url, data).status_code
+    return client.generic(case.method, url).status_code
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", http_routes())
+def test_every_route_answers_each_persona_as_expected(name, world):
+    if name not in MATRIX:
+        pytest.fail(f"route {name} has no permission expectations: add it to MATRIX in {__name__}")
+    wrong = []
+    client = Client()
+    for case in MATRIX[name]:
+        for persona, expected in case.expected.items():
+            savepoint = transaction.savepoint()
+            cache.clear()
+            try:
+                status = _ask(client, world, name, case, persona)
+            finally:
+                transaction.savepoint_rollback(savepoint)
+            if str(status) != expected:
+                wrong.append(f"{case.method} {name} [{case.target}] as {persona}: {status}, expected {expected}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _ws_path(name: str, kwargs: dict) -> str:
+    pattern = next(str(p.pattern) for p in websocket_urlpatterns if p.name == name)
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(kwargs[m.group(1)]), pattern)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ws_routes())
+async def test_every_socket_accepts_only_the_expected_personas(name, world):
+    if name not in WS_MATRIX:
+        pytest.fail(f"route {name} has no permission expectations: add it to WS_MATRIX in {__name__}")
+    wrong = []
+    for target, expected in WS_MATRIX[name]:
+        path = _ws_path(name, await sync_to_async(TARGETS[target])(world))
+        for persona, answer in zip(PERSONAS, expected.split(), strict=True):
+            communicator = await socket(path, getattr(world, persona))
+            connected, _code = await communicator.connect(timeout=5)
+            await communicator.disconnect()
+            if connected != (answer == "yes"):
+                wrong.append(f"{path} as {persona}: {'accepted' if connected else 'refused'}, expected {answer}")
+    assert not wrong, "\n".join(wrong)
