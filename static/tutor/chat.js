@@ -1,5 +1,7 @@
-// The student's chat: sends questions over the socket, shows each state, and catches up
-// from the last version it has after every reconnect. Text is inserted as text only.
+// The student's chat: sends questions over the socket, shows each state (sending, waiting
+// for the teacher, answered, failed with a retry), and catches up from the last version
+// it has after every reconnect. Only the server's sanitised "html" is inserted as HTML;
+// everything else is inserted as text.
 "use strict";
 (function () {
   const chat = document.getElementById("chat");
@@ -9,26 +11,68 @@
   const input = document.getElementById("question");
   const errorBox = document.getElementById("composer-error");
   const status = document.getElementById("connection");
+  const counter = document.getElementById("counter");
+  const jump = document.getElementById("jump");
   const t = chat.dataset;
   const maxChars = parseInt(t.maxChars, 10);
+  const SEND_TIMEOUT_MS = 15000;
   let version = parseInt(t.version, 10) || 0;
   const unsent = [];  // questions typed while offline, each with its idempotency key
+  const timers = new Map();  // client_id -> timeout that marks a question failed
 
   function newId() {
     return (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).slice(0, 64);
   }
 
-  function bodyText(m) {
-    if (m.state === "reviewing") return t.textReviewing;
-    if (m.state === "declined") return t.textDeclined;
-    return m.text;
+  function nearBottom() {
+    return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 160;
   }
 
-  function render(m) {
-    const hint = list.querySelector(".hint");
-    if (hint) hint.remove();
-    let li = list.querySelector('[data-id="' + m.id + '"]');
-    if (!li && m.client_id) li = list.querySelector('[data-client-id="' + CSS.escape(m.client_id) + '"]:not([data-id])');
+  function scrollToEnd(smooth) {
+    window.scrollTo({ top: document.documentElement.scrollHeight, behavior: smooth ? "smooth" : "auto" });
+    jump.hidden = true;
+  }
+
+  function byClientId(clientId) {
+    return Array.from(list.querySelectorAll("li[data-client-id]")).find(function (li) {
+      return li.dataset.clientId === clientId;
+    });
+  }
+
+  function waitingBody(body) {
+    const wrap = document.createElement("span");
+    wrap.className = "waiting";
+    const dots = document.createElement("span");
+    dots.className = "dots";
+    dots.setAttribute("aria-hidden", "true");
+    dots.append(document.createElement("i"), document.createElement("i"), document.createElement("i"));
+    wrap.append(dots, document.createTextNode(" " + t.textReviewing));
+    body.replaceChildren(wrap);
+  }
+
+  function fillBody(li, m) {
+    const body = li.querySelector(".body");
+    const key = m.state + "|" + (m.html || m.text);
+    if (body.dataset.key === key) return;  // unchanged: keep KaTeX's rendering
+    body.dataset.key = key;
+    body.classList.toggle("md", m.state === "answered" || m.state === "sent");
+    if (m.state === "reviewing") {
+      waitingBody(body);
+    } else if (m.state === "declined") {
+      body.textContent = t.textDeclined;
+    } else if (m.html) {
+      body.innerHTML = m.html;  // nh3-sanitised on the server (tutor/rendering.py)
+      window.TutorMath && window.TutorMath.render(body);
+    } else {
+      const p = document.createElement("p");
+      p.textContent = m.text;
+      body.replaceChildren(p);
+    }
+  }
+
+  function ensureItem(m) {
+    let li = list.querySelector('li[data-id="' + m.id + '"]');
+    if (!li && m.client_id) li = byClientId(m.client_id);
     if (!li) {
       li = document.createElement("li");
       const who = document.createElement("span");
@@ -38,26 +82,112 @@
       li.append(who, body);
       list.append(li);
     }
-    li.dataset.id = m.id;
-    if (m.client_id) li.dataset.clientId = m.client_id;
-    li.className = "message " + m.sender + " " + m.state;
-    li.querySelector(".who").textContent = m.sender === "student" ? t.textYou : t.textTutor;
-    li.querySelector(".body").textContent = bodyText(m);
-    li.scrollIntoView({ block: "end", behavior: "smooth" });
+    return li;
   }
 
-  function showLocal(text, clientId, state) {
-    let li = list.querySelector('[data-client-id="' + CSS.escape(clientId) + '"]');
-    if (!li) {
-      render({ id: "local-" + clientId, sender: "student", text: text, state: state, client_id: clientId });
-      li = list.querySelector('[data-client-id="' + CSS.escape(clientId) + '"]');
-      delete li.dataset.id;
+  function render(m) {
+    const hint = list.querySelector(".hint");
+    if (hint) hint.remove();
+    const follow = nearBottom();
+    const isNew = !list.querySelector('li[data-id="' + m.id + '"]');
+    const li = ensureItem(m);
+    const wasAnswered = li.classList.contains("answered");
+    li.dataset.id = m.id;
+    if (m.client_id) {
+      li.dataset.clientId = m.client_id;
+      clearTimeout(timers.get(m.client_id));
+      timers.delete(m.client_id);
     }
-    li.className = "message student " + state;
-    const note = li.querySelector(".note") || li.appendChild(document.createElement("span"));
-    note.className = "note";
-    note.textContent = state === "sending" ? t.textSending : "";
+    li.className = "message " + m.sender + " " + m.state;
+    li.querySelector(".who").textContent = m.sender === "student" ? t.textYou : t.textTutor;
+    const note = li.querySelector(".note");
+    if (note) note.remove();
+    fillBody(li, m);
+    if (t.untitled && m.sender === "student" && m.text) nameConversation(m.text);
+    if (follow || (isNew && m.sender === "student")) scrollToEnd(true);
+    else if (m.sender === "tutor" && m.state === "answered" && !wasAnswered) jump.hidden = false;
+  }
+
+  // The server names a conversation after its first question: show that name at once.
+  function nameConversation(text) {
+    delete chat.dataset.untitled;
+    const title = text.slice(0, 60);
+    const h1 = chat.querySelector(".chat-title");
+    document.title = document.title.replace(h1.textContent, title);
+    h1.textContent = title;
+    window.TutorMath && window.TutorMath.renderText(h1);
+  }
+
+  // How long the teacher will likely take, from the server's estimate (seconds only).
+  function showWaits(waits) {
+    const lang = document.documentElement.lang || "en";
+    waits.forEach(function (w) {
+      const li = list.querySelector('li.reviewing[data-id="' + w.reply_id + '"]');
+      if (!li || typeof w.seconds !== "number") return;
+      const minutes = Math.max(1, Math.round(w.seconds / 60));
+      let time;
+      try {
+        time = new Intl.NumberFormat(lang, { style: "unit", unit: "minute", unitDisplay: "long" }).format(minutes);
+      } catch (e) {
+        time = minutes + " min";
+      }
+      setNote(li, t.textEta.replace("%(time)s", time));
+    });
+  }
+
+  function setNote(li, text) {
+    let note = li.querySelector(".note");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "note";
+      li.append(note);
+    }
+    note.textContent = text;
+    return note;
+  }
+
+  function showLocal(text, clientId) {
+    let li = byClientId(clientId);
+    if (!li) {
+      li = document.createElement("li");
+      li.dataset.clientId = clientId;
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = t.textYou;
+      const body = document.createElement("div");
+      body.className = "body";
+      const p = document.createElement("p");
+      p.textContent = text;
+      body.append(p);
+      li.append(who, body);
+      const hint = list.querySelector(".hint");
+      if (hint) hint.remove();
+      list.append(li);
+    }
+    li.className = "message student sending";
+    setNote(li, t.textSending);
+    scrollToEnd(false);
+    clearTimeout(timers.get(clientId));
+    timers.set(clientId, setTimeout(function () {
+      if (!li.dataset.id) failed(li, clientId, text);
+    }, SEND_TIMEOUT_MS));
     return li;
+  }
+
+  function failed(li, clientId, text) {
+    li.className = "message student failed";
+    const note = setNote(li, t.textFailed + " ");
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "link retry";
+    retry.textContent = t.textRetry;
+    retry.addEventListener("click", function () {
+      errorBox.textContent = "";
+      showLocal(text, clientId);
+      send({ type: "ask", text: text, client_id: clientId });  // same key: saved at most once
+      input.focus();
+    });
+    note.append(retry);
   }
 
   const socket = window.TutorSocket(t.socket, {
@@ -75,50 +205,61 @@
       if (frame.type === "messages") {
         frame.messages.forEach(render);
         version = Math.max(version, frame.version || 0);
+        if (frame.wait) showWaits(frame.wait);
+      } else if (frame.type === "wait") {
+        showWaits(frame.wait || []);
       } else if (frame.type === "error") {
         errorBox.textContent = frame.message;
         if (frame.client_id) {
-          const li = list.querySelector('[data-client-id="' + CSS.escape(frame.client_id) + '"]:not([data-id])');
-          if (li) failed(li, frame.client_id);
+          const li = byClientId(frame.client_id);
+          if (li && !li.dataset.id) {
+            clearTimeout(timers.get(frame.client_id));
+            failed(li, frame.client_id, li.querySelector(".body").textContent);
+          }
         }
       }
     },
   });
 
-  function failed(li, clientId) {
-    li.className = "message student failed";
-    const note = li.querySelector(".note");
-    note.textContent = t.textFailed + " ";
-    const retry = document.createElement("button");
-    retry.type = "button";
-    retry.className = "link";
-    retry.textContent = t.textRetry;
-    retry.addEventListener("click", function () {
-      errorBox.textContent = "";
-      showLocal(li.querySelector(".body").textContent, clientId, "sending");
-      send({ type: "ask", text: li.querySelector(".body").textContent, client_id: clientId });
-    });
-    note.append(retry);
-  }
-
   function send(frame) {
     if (!socket.send(frame)) unsent.push(frame);  // sent once on reconnect, same key
+  }
+
+  function updateCounter() {
+    const left = maxChars - input.value.length;
+    counter.textContent = left < maxChars * 0.2 ? t.textCharsLeft.replace("%(n)s", left) : "";
+    counter.classList.toggle("low", left < 50);
+  }
+
+  function autoGrow() {
+    input.style.height = "auto";  // CSSOM, not a style attribute in the markup: allowed by the CSP
+    input.style.height = Math.min(input.scrollHeight + 2, window.innerHeight * 0.4) + "px";
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     const text = input.value.trim();
     errorBox.textContent = "";
-    if (!text) return;
+    if (!text) { input.focus(); return; }
     if (text.length > maxChars) { errorBox.textContent = t.textTooLong; return; }
     const clientId = newId();
-    showLocal(text, clientId, "sending");
+    showLocal(text, clientId);
     send({ type: "ask", text: text, client_id: clientId });
     input.value = "";
+    autoGrow();
+    updateCounter();
     input.focus();
   });
 
   input.addEventListener("keydown", function (event) {
-    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
   });
+  input.addEventListener("input", function () { autoGrow(); updateCounter(); });
+  jump.addEventListener("click", function () { scrollToEnd(true); });
+  window.addEventListener("scroll", function () { if (nearBottom()) jump.hidden = true; }, { passive: true });
+
+  scrollToEnd(false);
 })();

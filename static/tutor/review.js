@@ -1,98 +1,302 @@
-// The live review queue: cards built from the server's JSON, drafts streaming in,
-// actions sent with fetch (CSRF-protected), the whole queue re-read on every reconnect.
+// The live review queue: one card per draft, filled from the server's JSON, drafts
+// streaming in, actions sent with fetch (CSRF-protected), the whole queue re-read on
+// every reconnect. Keyboard first: J/K move, A approves, E edits, R rejects, G asks for
+// a new draft, Ctrl+Enter approves while editing, Esc leaves a field.
+// Text goes in with textContent; only the server's sanitised "html" goes in as HTML.
 "use strict";
 (function () {
   const queue = document.getElementById("queue");
   if (!queue) return;
   const t = queue.dataset;
+  const lang = document.documentElement.lang || "en";
   const cards = document.getElementById("cards");
   const template = document.getElementById("card-template");
   const count = document.getElementById("queue-count");
+  const oldest = document.getElementById("queue-oldest");
   const status = document.getElementById("connection");
+  const announce = document.getElementById("announce");
+  const toggle = document.getElementById("notify-toggle");
   const byId = new Map();
   const baseTitle = document.title;
+  const SOUND_KEY = "tutor.review.sound";
+  let ready = false;  // no beep for the drafts already waiting when the page opens
 
+  function fmt(text, values) {
+    return text.replace(/%\((\w+)\)s/g, function (_, k) { return values[k]; });
+  }
+  function plural(key, n) {
+    return fmt(n === 1 ? t[key + "One"] : t[key + "Other"], { n: n });
+  }
   function setText(el, text) { if (el) el.textContent = text; }
+  function say(text) { announce.textContent = ""; setTimeout(function () { announce.textContent = text; }, 50); }
 
-  function refreshCount() {
-    const n = byId.size;
-    count.textContent = n === 0 ? t.textEmpty : n + " · " + t.textWaiting;
-    document.title = (n ? "(" + n + ") " : "") + baseTitle;
-    let empty = cards.querySelector(".empty");
-    if (n === 0 && !empty) {
-      empty = document.createElement("li");
-      empty.className = "empty";
-      empty.textContent = t.textEmpty;
-      cards.append(empty);
-    } else if (n > 0 && empty) {
-      empty.remove();
+  // How long ago, in the page's language ("3 minutes ago", "il y a 3 minutes").
+  const relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(lang, { numeric: "auto" }) : null;
+  function ago(iso) {
+    const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    if (!relative) return Math.round(seconds / 60) + " min";
+    if (seconds < 60) return relative.format(-Math.round(seconds), "second");
+    if (seconds < 3600) return relative.format(-Math.round(seconds / 60), "minute");
+    return relative.format(-Math.round(seconds / 3600), "hour");
+  }
+  function duration(iso) {
+    const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    const minutes = Math.round(seconds / 60);
+    try {
+      if (seconds < 60) return new Intl.NumberFormat(lang, { style: "unit", unit: "second", unitDisplay: "long" }).format(seconds);
+      if (minutes < 60) return new Intl.NumberFormat(lang, { style: "unit", unit: "minute", unitDisplay: "long" }).format(minutes);
+      return new Intl.NumberFormat(lang, { style: "unit", unit: "hour", unitDisplay: "long", maximumFractionDigits: 1 }).format(minutes / 60);
+    } catch (e) {
+      return minutes + " min";
     }
   }
 
-  function build(reply) {
-    const card = template.content.firstElementChild.cloneNode(true);
-    card.dataset.id = reply.id;
+  // --- Notifications: the title always shows the count; a beep if the teacher wants one.
+  toggle.checked = localStorage.getItem(SOUND_KEY) !== "off";
+  toggle.addEventListener("change", function () {
+    localStorage.setItem(SOUND_KEY, toggle.checked ? "on" : "off");
+    if (toggle.checked) beep();
+  });
+  let audio = null;
+  function beep() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      if (audio.state === "suspended") audio.resume();
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.type = "sine";
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.0001, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.2, audio.currentTime + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.35);
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.4);
+    } catch (e) { /* no audio here: the title still says it */ }
+  }
+  function newDraftArrived() {
+    queue.dataset.lastNewDraft = String(Date.now());
+    if (toggle.checked) beep();
+    say(t.textNewDraft);
+  }
+
+  // --- The header: how many wait, and for how long the oldest has.
+  function refreshCount() {
+    const all = Array.from(byId.values());
+    const toReview = all.filter(function (c) { return /awaiting_review|failed/.test(c.dataset.status); }).length;
+    const writing = all.filter(function (c) { return /queued|drafting/.test(c.dataset.status); }).length;
+    let text = all.length === 0 ? t.textNone : plural("textToReview", toReview);
+    if (writing) text += " · " + fmt(t.textBeingWritten, { n: writing });
+    if (count.textContent !== text) count.textContent = text;
+    document.title = (toReview ? "(" + toReview + ") " : "") + baseTitle;
+    refreshTimes();
+    let empty = cards.querySelector(".empty");
+    if (all.length === 0 && !empty) {
+      empty = document.createElement("li");
+      empty.className = "empty";
+      const title = document.createElement("p");
+      title.className = "empty-title";
+      title.textContent = t.textEmptyTitle || "";
+      const p = document.createElement("p");
+      p.textContent = t.textEmpty;
+      empty.append(title, p);
+      cards.append(empty);
+    } else if (all.length > 0 && empty) {
+      empty.remove();
+    }
+  }
+  function refreshTimes() {
+    let first = null;
+    byId.forEach(function (card) {
+      const asked = card.dataset.askedAt;
+      if (!asked) return;
+      setText(card.querySelector(".waited"), fmt(t.textAsked, { when: ago(asked) }));
+      if (!first || asked < first) first = asked;
+    });
+    oldest.textContent = first ? "· " + fmt(t.textOldest, { time: duration(first) }) : "";
+  }
+  setInterval(refreshTimes, 15000);
+
+  // --- Cards.
+  function wire(card, id) {
+    card.querySelectorAll("[id], [for], [aria-labelledby], [aria-controls], [aria-describedby]").forEach(function (el) {
+      ["id", "for", "aria-labelledby", "aria-controls", "aria-describedby"].forEach(function (name) {
+        const v = el.getAttribute(name);
+        if (v && v.indexOf("card-new-") >= 0) el.setAttribute(name, v.split("card-new-").join("card-" + id + "-"));
+      });
+    });
+    const v = card.getAttribute("aria-labelledby");
+    if (v) card.setAttribute("aria-labelledby", v.split("card-new-").join("card-" + id + "-"));
     card.querySelectorAll("form").forEach(function (form) {
-      form.action = form.action.replace("/0/", "/" + reply.id + "/");
+      // getAttribute: a clone not yet in the page resolves form.action against no URL.
+      form.setAttribute("action", form.getAttribute("action").replace(/\/0\/(\w+\/)$/, "/" + id + "/$1"));
+    });
+    listen(card);
+  }
+
+  function listen(card) {
+    card.querySelectorAll("form").forEach(function (form) {
       form.addEventListener("submit", function (event) { event.preventDefault(); act(card, form); });
     });
-    card.querySelectorAll("textarea, input[name=instruction]").forEach(function (field, i) {
-      field.id = "f" + reply.id + "-" + i;
-      field.previousElementSibling.htmlFor = field.id;
-    });
     card.querySelector("textarea.draft").addEventListener("input", function () { card.dataset.edited = "1"; });
-    return card;
+    card.querySelector(".open-reject").addEventListener("click", function () { openPanel(card, "reject"); });
+    card.querySelector(".open-regenerate").addEventListener("click", function () { openPanel(card, "regenerate"); });
+    card.querySelectorAll(".panel .cancel").forEach(function (b) {
+      b.addEventListener("click", function () { closePanels(card); card.focus(); });
+    });
+    card.querySelectorAll(".chip-button[data-instruction]").forEach(function (b) {
+      b.addEventListener("click", function () {
+        const form = card.querySelector("form.regenerate");
+        form.querySelector("input[name=instruction]").value = b.dataset.instruction;
+        form.requestSubmit();
+      });
+    });
+    card.addEventListener("focusin", function () { claimCard(card); });
+    closePanels(card);
+  }
+
+  function openPanel(card, name) {
+    closePanels(card);
+    const panel = card.querySelector("form." + name);
+    panel.hidden = false;
+    card.querySelector(".open-" + name).setAttribute("aria-expanded", "true");
+    const field = panel.querySelector("textarea, .chip-button, input:not([type=hidden])");
+    if (field) field.focus();
+  }
+  function closePanels(card) {
+    card.querySelectorAll("form.panel").forEach(function (p) { p.hidden = true; });
+    card.querySelectorAll(".open-reject, .open-regenerate").forEach(function (b) { b.setAttribute("aria-expanded", "false"); });
+  }
+
+  // Hook: tell the server this teacher is looking at the draft, so that others see it.
+  // The route exists when the template could reverse 'review_claim'.
+  const claimedAt = new Map();
+  function claimCard(card) {
+    const id = card.dataset.id;
+    if (!t.claimUrl || !id) return;
+    if (Date.now() - (claimedAt.get(id) || 0) < 30000) return;
+    claimedAt.set(id, Date.now());
+    const token = card.querySelector("input[name=csrfmiddlewaretoken]");
+    const body = new FormData();
+    if (token) body.append("csrfmiddlewaretoken", token.value);
+    fetch(t.claimUrl.replace("/0/", "/" + id + "/"), {
+      method: "POST", body: body, credentials: "same-origin", headers: { Accept: "application/json" },
+    }).then(function (response) {
+      return response.json().then(function (data) {
+        if (data.reply && byId.has(data.reply.id)) render(data.reply);
+        else if (response.status === 409 && data.claimed_by) {
+          const claimed = card.querySelector(".claimed");
+          claimed.textContent = fmt(t.textClaimed, { who: data.claimed_by });
+          claimed.hidden = false;
+        }
+      });
+    }).catch(function () { /* claiming is a courtesy; the review itself decides races */ });
+  }
+
+  function renderHistory(card, history) {
+    const ol = card.querySelector(".history");
+    ol.replaceChildren();
+    (history || []).forEach(function (h) {
+      const li = document.createElement("li");
+      li.className = "turn " + h.sender;
+      const who = document.createElement("span");
+      who.className = "turn-who";
+      who.textContent = h.sender === "student" ? t.textStudent : t.textTutor;
+      const body = document.createElement("div");
+      body.className = "turn-text md";
+      if (h.html) body.innerHTML = h.html;  // nh3-sanitised on the server
+      else body.textContent = h.text;
+      li.append(who, body);
+      ol.append(li);
+    });
+    ol.hidden = !(history && history.length);
+    card.querySelector(".thread-start").hidden = !ol.hidden;
+    window.TutorMath && window.TutorMath.render(ol);
+  }
+
+  function renderExtras(card, reply) {
+    const flags = card.querySelector(".flags");
+    flags.replaceChildren();
+    (reply.flags || []).forEach(function (f) {
+      const li = document.createElement("li");
+      li.className = "flag flag-" + String(f.code).replace(/[^a-z_]/g, "");
+      li.textContent = f.label;
+      flags.append(li);
+    });
+    flags.hidden = !(reply.flags && reply.flags.length);
+    const group = card.querySelector(".group");
+    const size = reply.group && reply.group.size;
+    group.hidden = !(size > 1);
+    if (size > 1) {
+      group.textContent = plural("textGroup", size);
+      if (reply.group.students && reply.group.students.length) group.title = reply.group.students.join(", ");
+    }
+    const claimed = card.querySelector(".claimed");
+    const other = reply.claimed_by && !reply.claimed_by_me;
+    claimed.hidden = !other;
+    if (other) claimed.textContent = fmt(t.textClaimed, { who: reply.claimed_by });
+    const words = card.querySelector(".words");
+    words.hidden = !reply.words;
+    if (reply.words) words.textContent = plural("textWords", reply.words);
   }
 
   function render(reply) {
     if (reply.decided) { remove(reply.id); return; }
     let card = byId.get(reply.id);
+    const before = card ? card.dataset.status : null;
     if (!card) {
-      card = build(reply);
+      card = template.content.firstElementChild.cloneNode(true);
+      card.dataset.id = reply.id;
+      wire(card, reply.id);
       byId.set(reply.id, card);
-      cards.append(card);
+      insertInOrder(card, reply.asked_at);
     }
     card.className = "card review " + reply.status;
+    card.dataset.status = reply.status;
     card.dataset.attempt = reply.attempt;
+    card.dataset.askedAt = reply.asked_at;
     setText(card.querySelector(".student"), reply.student);
     setText(card.querySelector(".classroom"), reply.classroom);
-    card.dataset.askedAt = reply.asked_at;
-    setText(card.querySelector(".question"), reply.question);
-    const history = card.querySelector(".history");
-    const ol = history.querySelector("ol");
-    ol.replaceChildren();
-    reply.history.forEach(function (h) {
-      const li = document.createElement("li");
-      li.className = h.sender;
-      li.textContent = (h.sender === "student" ? t.textStudent : t.textTutor) + ": " + h.text;
-      ol.append(li);
-    });
-    history.hidden = reply.history.length === 0;
+    setText(card.querySelector(".question-text"), reply.question);
+    renderHistory(card, reply.history);
+    renderExtras(card, reply);
     const draft = card.querySelector("textarea.draft");
+    const writing = reply.status === "queued" || reply.status === "drafting";
     if (!card.dataset.edited) draft.value = reply.draft;
+    draft.readOnly = writing;
+    draft.setAttribute("aria-busy", writing ? "true" : "false");
     const state = card.querySelector(".state");
     if (reply.status === "queued") state.textContent = t.textQueued;
     else if (reply.status === "drafting") state.textContent = t.textDrafting;
     else if (reply.status === "failed") state.textContent = t.textFailed + " " + reply.failure;
     else state.textContent = "";
-    card.querySelector("form.approve button").disabled = reply.status !== "awaiting_review";
+    card.querySelector(".approve-button").disabled = reply.status !== "awaiting_review";
+    if (ready && reply.status === "awaiting_review" && before !== "awaiting_review") newDraftArrived();
     refreshCount();
+  }
+
+  function insertInOrder(card, askedAt) {
+    const later = Array.from(cards.querySelectorAll(".card.review")).find(function (c) {
+      return c.dataset.askedAt && c.dataset.askedAt > askedAt;
+    });
+    if (later) cards.insertBefore(card, later);
+    else cards.append(card);
   }
 
   function remove(id) {
     const card = byId.get(id);
     if (!card) return;
     byId.delete(id);
-    const next = card.nextElementSibling;
+    const all = Array.from(cards.querySelectorAll(".card.review"));
+    const i = all.indexOf(card);
+    const next = all[i + 1] || all[i - 1];
     const hadFocus = card.contains(document.activeElement);
     card.remove();
-    if (hadFocus && next && next.classList.contains("card")) focusCard(next);
+    if (hadFocus) {
+      if (next) next.focus();
+      else document.getElementById("main").focus();
+    }
     refreshCount();
-  }
-
-  function focusCard(card) {
-    const draft = card.querySelector("textarea.draft");
-    (draft || card).focus();
   }
 
   async function act(card, form) {
@@ -100,6 +304,7 @@
     error.textContent = "";
     const buttons = card.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; });
+    card.setAttribute("aria-busy", "true");
     try {
       const response = await fetch(form.action, {
         method: "POST",
@@ -113,14 +318,28 @@
         if (response.status === 409) setTimeout(function () { remove(Number(card.dataset.id)); }, 4000);
       } else {
         delete card.dataset.edited;
+        closePanels(card);
+        if (form.classList.contains("approve")) say(t.textApproved);
+        else if (form.classList.contains("reject")) say(t.textRejected);
+        else { say(t.textRegenerating); form.reset(); card.focus(); }
         render(data.reply);
       }
     } catch (e) {
       error.textContent = t.textOffline;
     } finally {
+      card.removeAttribute("aria-busy");
       buttons.forEach(function (b) { b.disabled = false; });
+      card.querySelector(".approve-button").disabled = card.dataset.status !== "awaiting_review";
     }
   }
+
+  // Adopt the cards the server rendered, so the page works before the socket opens.
+  cards.querySelectorAll(".card.review[data-id]").forEach(function (card) {
+    card.dataset.status = card.className.split(" ").pop();
+    byId.set(Number(card.dataset.id), card);
+    listen(card);
+  });
+  refreshCount();
 
   const socket = window.TutorSocket(t.socket, {
     open: function () { status.textContent = ""; socket.send({ type: "sync" }); },
@@ -128,10 +347,10 @@
     frame: function (frame) {
       if (frame.type === "queue") {
         const seen = new Set();
-        cards.querySelectorAll("li.card:not([data-attempt]), li.empty").forEach(function (li) { li.remove(); });
         frame.replies.forEach(function (r) { seen.add(r.id); render(r); });
         Array.from(byId.keys()).forEach(function (id) { if (!seen.has(id)) remove(id); });
         refreshCount();
+        ready = true;
       } else if (frame.type === "reply") {
         render(frame.reply);
       } else if (frame.type === "progress") {
@@ -143,21 +362,60 @@
     },
   });
 
+  // --- Keyboard.
+  function approve(card) {
+    const button = card.querySelector(".approve-button");
+    if (!button.disabled) card.querySelector("form.approve").requestSubmit(button);
+  }
+  function currentCard() {
+    return document.activeElement && document.activeElement.closest && document.activeElement.closest(".card.review");
+  }
   document.addEventListener("keydown", function (event) {
-    const card = document.activeElement && document.activeElement.closest(".card.review");
+    const card = currentCard();
+    const el = document.activeElement;
+    const typing = el && (/^(TEXTAREA|SELECT)$/.test(el.tagName) || (el.tagName === "INPUT" && !/^(checkbox|radio|button|submit)$/.test(el.type)));
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && card) {
       event.preventDefault();
-      card.querySelector("form.approve").requestSubmit();
+      const panel = el.closest("form.panel");
+      if (panel) panel.requestSubmit();
+      else approve(card);
       return;
     }
-    const typing = /^(TEXTAREA|INPUT)$/.test(document.activeElement.tagName);
-    if (typing) return;
-    if (event.key === "j" || event.key === "k") {
+    if (event.key === "Escape" && card) {
+      if (typing || card.querySelector("form.panel:not([hidden])")) {
+        event.preventDefault();
+        closePanels(card);
+        card.focus();
+      }
+      return;
+    }
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    const key = event.key.toLowerCase();
+    if (key === "j" || key === "k") {
       const all = Array.from(cards.querySelectorAll(".card.review"));
       if (!all.length) return;
+      event.preventDefault();
       let i = card ? all.indexOf(card) : -1;
-      i = event.key === "j" ? Math.min(all.length - 1, i + 1) : Math.max(0, i - 1);
-      focusCard(all[i]);
+      i = key === "j" ? Math.min(all.length - 1, i + 1) : Math.max(0, i - 1);
+      all[i].focus();
+      all[i].scrollIntoView({ block: "nearest", behavior: "smooth" });
+      return;
+    }
+    if (!card) return;
+    if (key === "a") {
+      event.preventDefault();
+      approve(card);
+    } else if (key === "e") {
+      event.preventDefault();
+      const draft = card.querySelector("textarea.draft");
+      draft.focus();
+      draft.setSelectionRange(draft.value.length, draft.value.length);
+    } else if (key === "r") {
+      event.preventDefault();
+      openPanel(card, "reject");
+    } else if (key === "g") {
+      event.preventDefault();
+      openPanel(card, "regenerate");
     }
   });
 })();
