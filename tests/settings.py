@@ -16,6 +16,10 @@ from tutor.settings import DATABASES, VAR_DIR  # noqa: E402
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AXES_ENABLED = os.environ.get("TUTOR_TEST_AXES", "0") == "1"
 
+# No persistent connections: an async test's database thread would otherwise hold one open
+# past teardown, and PostgreSQL could not drop the test database.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{RUN_ID}.sqlite3")}
 else:

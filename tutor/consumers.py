@@ -90,9 +90,10 @@ class ChatConsumer(JsonSocket):
         self.sent_version = 0
         if not self.user or not self.user.is_authenticated or not await self.still_allowed():
             return await self.close(code=CLOSE_FORBIDDEN)
-        await self.accept()
+        # Join before accepting, so nothing sent after the socket opens is missed.
         await self.channel_layer.group_add(events.conversation_group(self.conversation_id), self.channel_name)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
+        await self.accept()
 
     async def disconnect(self, code):
         if getattr(self, "user", None) and self.user.is_authenticated:
@@ -104,8 +105,7 @@ class ChatConsumer(JsonSocket):
             self.conversation = await _db(selectors.conversation_for_student, self.user, self.conversation_id)
         except Http404:
             return False
-        await _db(self.user.refresh_from_db, fields=["is_active"])
-        return self.user.is_active
+        return True
 
     async def frame_sync(self, frame):
         since = frame.get("since", 0)
@@ -125,15 +125,35 @@ class ChatConsumer(JsonSocket):
         await self.send_changes(self.sent_version)
 
     async def conversation_changed(self, event):
-        if not await self.still_allowed():
-            return await self.close(code=CLOSE_FORBIDDEN)
         await self.send_changes(self.sent_version)
 
     async def send_changes(self, since: int):
-        messages = await _db(selectors.messages_for_student, self.conversation, since)
+        """Re-check access and read what changed since `since`, in one trip to the database."""
+
+        def read():
+            conversation = selectors.conversation_for_student(self.user, self.conversation_id)
+            # "wait": seconds until each pending reply is likely answered (numbers only).
+            return selectors.messages_for_student(conversation, since), selectors.wait_estimates(conversation)
+
+        try:
+            messages, wait = await _db(read)
+        except Http404:
+            return await self.close(code=CLOSE_FORBIDDEN)
         if messages:
             self.sent_version = max(self.sent_version, max(m["version"] for m in messages))
-        await self.send_json({"type": "messages", "messages": messages, "version": self.sent_version})
+        await self.send_json({"type": "messages", "messages": messages, "version": self.sent_version, "wait": wait})
+
+    async def frame_wait(self, frame):
+        await self.send_wait()
+
+    async def wait_changed(self, event):
+        if not await self.still_allowed():
+            return await self.close(code=CLOSE_FORBIDDEN)
+        await self.send_wait()
+
+    async def send_wait(self):
+        wait = await _db(selectors.wait_estimates, self.conversation)
+        await self.send_json({"type": "wait", "wait": wait})
 
 
 class ReviewConsumer(JsonSocket):
@@ -144,10 +164,8 @@ class ReviewConsumer(JsonSocket):
         self.classroom_ids: set[int] = set()
         if not self.user or not self.user.is_authenticated or not await self.still_allowed():
             return await self.close(code=CLOSE_FORBIDDEN)
-        await self.accept()
-        for classroom_id in self.classroom_ids:
-            await self.channel_layer.group_add(events.reviewers_group(classroom_id), self.channel_name)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
+        await self.accept()
 
     async def disconnect(self, code):
         for classroom_id in getattr(self, "classroom_ids", ()):
@@ -156,23 +174,34 @@ class ReviewConsumer(JsonSocket):
             await self.channel_layer.group_discard(events.person_group(self.user.id), self.channel_name)
 
     async def still_allowed(self) -> bool:
-        await _db(self.user.refresh_from_db, fields=["is_active"])
-        ids = set(await _db(lambda: list(classrooms_reviewed_by(self.user).values_list("id", flat=True))))
+        """Re-read the classes this person reviews now; follow them in and out of groups."""
+
+        def reviewed_now():
+            self.user.refresh_from_db(fields=["is_active"])
+            return set(classrooms_reviewed_by(self.user).values_list("id", flat=True))
+
+        ids = await _db(reviewed_now)
         for gone in self.classroom_ids - ids:
             await self.channel_layer.group_discard(events.reviewers_group(gone), self.channel_name)
+        for new in ids - self.classroom_ids:
+            await self.channel_layer.group_add(events.reviewers_group(new), self.channel_name)
         self.classroom_ids = ids
         return bool(ids)
 
     async def frame_sync(self, frame):
-        queue = await _db(lambda: [selectors.reviewer_view(r) for r in selectors.review_queue(self.user)])
-        await self.send_json({"type": "queue", "replies": queue})
+        def read():
+            replies = [selectors.reviewer_view(r, viewer=self.user) for r in selectors.review_queue(self.user)]
+            return replies, selectors.queue_header(classrooms_reviewed_by(self.user))
+
+        queue, header = await _db(read)
+        await self.send_json({"type": "queue", "replies": queue, "classes": header})
 
     async def review_changed(self, event):
         try:
             reply = await _db(selectors.reply_for_reviewer, self.user, event["reply_id"])
         except Http404:
             return
-        await self.send_json({"type": "reply", "reply": await _db(selectors.reviewer_view, reply)})
+        await self.send_json({"type": "reply", "reply": await _db(selectors.reviewer_view, reply, viewer=self.user)})
 
     async def review_progress(self, event):
         # Sent only to this class's reviewers group; membership is re-checked at each
