@@ -80,8 +80,14 @@ class BulkAccountsForm(forms.Form):
     names = forms.CharField(
         label=_("Students, one a line: first name, then last name"),
         widget=forms.Textarea(attrs={"rows": 12}),
-        help_text=_("For example “Léa Martin”. At most %(max)d students at a time.") % {"max": BULK_ACCOUNTS_MAX},
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Filled in per request: "%" on a lazy string would fix it in the language at import.
+        self.fields["names"].help_text = _("For example “Léa Martin”. At most %(max)d students at a time.") % {
+            "max": BULK_ACCOUNTS_MAX
+        }
 
     def clean_names(self) -> list[tuple[str, str]]:
         names = []

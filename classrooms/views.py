@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from classrooms import forms, roster, selectors, services
@@ -291,7 +292,11 @@ def school_class_accounts(request: HttpRequest, classroom_id: int) -> HttpRespon
                 request,
                 cards,
                 title=_("Login cards: %(classroom)s") % {"classroom": classroom.name},
-                note=_("%(n)d accounts created. Print this page now: the passwords are not shown again.")
+                note=ngettext(
+                    "%(n)d account created. Print this page now: the password is not shown again.",
+                    "%(n)d accounts created. Print this page now: the passwords are not shown again.",
+                    len(cards),
+                )
                 % {"n": len(cards)},
                 back_url=reverse("school_class", args=[classroom.id]),
             )
@@ -313,7 +318,11 @@ def school_class_passwords(request: HttpRequest, classroom_id: int) -> HttpRespo
             request,
             cards,
             title=_("Login cards: %(classroom)s") % {"classroom": classroom.name},
-            note=_("New passwords for %(n)d students. Print this page now: the passwords are not shown again.")
+            note=ngettext(
+                "A new password for %(n)d student. Print this page now: the password is not shown again.",
+                "New passwords for %(n)d students. Print this page now: the passwords are not shown again.",
+                len(cards),
+            )
             % {"n": len(cards)},
             back_url=reverse("school_class", args=[classroom.id]),
         )
