@@ -19,10 +19,12 @@ from celery import shared_task
 from celery.signals import worker_init, worker_shutdown
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
+from django.utils.translation import gettext_noop  # stored in English, shown translated
 
+from inference import similarity
 from inference.engine import DraftJob, ModelUnavailable, load_engine
 from tutor import events, services
-from tutor.prompts import build_prompt
+from tutor.prompts import build_prompt, trim_to_words
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ def load_model_before_taking_tasks(**kwargs):
         raise SystemExit(3) from exc
     log.warning("model %s ready in %.1f s", engine.model_name, time.monotonic() - started)
     threading.Thread(target=_heartbeat_loop, name="draft-heartbeat", daemon=True).start()
+    if settings.TUTOR_GROUP_SIMILARITY > 0:
+        similarity.start_loading()  # in the background: drafts need not wait for it
 
 
 @worker_shutdown.connect
@@ -96,8 +100,11 @@ def draft_reply(reply_id: int, attempt: int) -> str:
     with _drafting_lock:
         _drafting.add(reply_id)
     try:
+        if reply.question_key and not reply.group_opt_out and reply.group_id is None and _join_alike(reply, attempt):
+            return "grouped"
         engine = load_engine()
-        max_new_tokens = min(settings.TUTOR_MODEL["MAX_NEW_TOKENS"], _tokens_for_words(reply.conversation.classroom.max_reply_words))
+        max_words = reply.conversation.classroom.max_reply_words
+        max_new_tokens = min(settings.TUTOR_MODEL["MAX_NEW_TOKENS"], _tokens_for_words(max_words))
         messages = build_prompt(
             reply, count_tokens=engine.count_tokens, max_prompt_tokens=engine.context_window - max_new_tokens
         )
@@ -115,15 +122,16 @@ def draft_reply(reply_id: int, attempt: int) -> str:
         if draft.cancelled:
             return "cancelled"
         if not draft.text.strip():
-            services.draft_fail(reply_id=reply_id, attempt=attempt, reason="The model returned an empty draft.")
+            services.draft_fail(reply_id=reply_id, attempt=attempt, reason=gettext_noop("The model returned an empty draft."))
             return "empty"
+        text, trimmed = trim_to_words(draft.text, max_words)
         services.draft_finish(
             reply_id=reply_id,
             attempt=attempt,
-            text=draft.text.strip(),
+            text=text,
             model_name=draft.model_name,
             generation_settings=draft.settings | {"prompt_tokens": draft.prompt_tokens, "new_tokens": draft.new_tokens,
-                                                  "seconds": round(draft.seconds, 3)},
+                                                  "seconds": round(draft.seconds, 3), "trimmed": trimmed},
             mean_token_prob=draft.mean_token_prob,
         )
         return "drafted"
@@ -141,9 +149,38 @@ def draft_reply(reply_id: int, attempt: int) -> str:
             _drafting.discard(reply_id)
 
 
+def _join_alike(reply, attempt: int) -> bool:
+    """Before drafting: join a pending alike question of the class (then no draft is
+    needed). Without the similarity model, only the same normal form groups."""
+    embedder = similarity.ready_embedder()
+    vector = None
+    if embedder is not None:
+        try:
+            vector = embedder.embed([reply.in_reply_to.text])[0]
+        except Exception:  # grouping is an optimisation: draft it on its own
+            log.exception("embedding the question of reply %s failed", reply.pk)
+            embedder = None
+    try:
+        lead = services.reply_group_alike(
+            reply_id=reply.pk, attempt=attempt, vector=vector, threshold=settings.TUTOR_GROUP_SIMILARITY,
+            embed=embedder.embed if embedder is not None else None,
+        )
+    except DatabaseError:
+        raise
+    except Exception:
+        log.exception("grouping reply %s failed; drafting it on its own", reply.pk)
+        return False
+    return lead is not None
+
+
 def _tokens_for_words(words: int) -> int:
-    # About 1.4 tokens a word in English, more in French; room to finish the sentence.
-    return max(32, int(words * 2))
+    """The generation limit for a reply of at most `words` words.
+
+    Measured with SmolLM2's tokenizer: ~1.4 tokens a word in English, ~2.0 in French. Two
+    tokens a word lets a French reply reach the limit; 16 more let the model finish its
+    sentence, and trim_to_words then cuts at the last sentence end within the limit.
+    """
+    return max(32, words * 2 + 16)
 
 
 @shared_task(name="inference.requeue_stuck_drafts", ignore_result=True)

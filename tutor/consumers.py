@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError, close_old_connections
 from django.http import Http404
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from classrooms.selectors import classrooms_reviewed_by, may_review
 from tutor import events, selectors, services
@@ -33,20 +36,41 @@ def _db(fn, *args, **kwargs):
 class JsonSocket(AsyncWebsocketConsumer):
     """Parses frames and answers bad ones with a clear error; the socket stays usable."""
 
+    async def dispatch(self, message):
+        # Everything sent (errors, flags, labels) in the person's language, as on their pages.
+        with translation.override(self.language()):
+            await super().dispatch(message)
+
+    def language(self) -> str:
+        """The account's language; else the language cookie or Accept-Language (as LocaleMiddleware)."""
+        user = self.scope.get("user")
+        if getattr(user, "language", ""):
+            return user.language
+        headers = dict(self.scope.get("headers") or [])
+        request = SimpleNamespace(
+            COOKIES=self.scope.get("cookies") or {},
+            META={"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin-1")},
+        )
+        return translation.get_language_from_request(request)
+
     async def receive(self, text_data=None, bytes_data=None):
         if text_data is None:
-            return await self.send_error("invalid_frame", "Send JSON text frames.")
+            return await self.send_error("invalid_frame", _("Send JSON text frames."))
         if len(text_data) > MAX_FRAME_CHARS:
-            return await self.send_error("too_large", f"Frames are limited to {MAX_FRAME_CHARS} characters.")
+            return await self.send_error(
+                "too_large", _("Frames are limited to %(n)d characters.") % {"n": MAX_FRAME_CHARS}
+            )
         try:
             frame = json.loads(text_data)
         except ValueError:
-            return await self.send_error("invalid_frame", "That frame is not valid JSON.")
+            return await self.send_error("invalid_frame", _("That frame is not valid JSON."))
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-            return await self.send_error("invalid_frame", "A frame is an object with a 'type'.")
+            return await self.send_error("invalid_frame", _("A frame is an object with a 'type'."))
         handler = getattr(self, "frame_" + frame["type"], None) if frame["type"].isidentifier() else None
         if handler is None:
-            return await self.send_error("unknown_type", f"Unknown frame type {frame['type'][:40]!r}.")
+            return await self.send_error(
+                "unknown_type", _("Unknown frame type %(type)s.") % {"type": repr(frame["type"][:40])}
+            )
         try:
             if not await self.session_alive() or not await self.still_allowed():
                 return await self.close(code=CLOSE_FORBIDDEN)
@@ -54,7 +78,7 @@ class JsonSocket(AsyncWebsocketConsumer):
         except DatabaseError:
             # The database is restarting: nothing was saved; the page sends it again.
             log.warning("database unavailable for a %s frame", frame["type"])
-            await self.send_error("unavailable", "The server is busy for a moment; trying again.",
+            await self.send_error("unavailable", _("The server is busy for a moment; trying again."),
                                   client_id=frame.get("client_id", ""))
 
     async def send_json(self, payload: dict):
@@ -110,14 +134,14 @@ class ChatConsumer(JsonSocket):
     async def frame_sync(self, frame):
         since = frame.get("since", 0)
         if not isinstance(since, int) or since < 0:
-            return await self.send_error("invalid_frame", "'since' must be a version number.")
+            return await self.send_error("invalid_frame", _("'since' must be a version number."))
         self.sent_version = min(self.sent_version, since) if self.sent_version else since
         await self.send_changes(since)
 
     async def frame_ask(self, frame):
         text, client_id = frame.get("text"), frame.get("client_id", "")
         if not isinstance(text, str) or not isinstance(client_id, str):
-            return await self.send_error("invalid_frame", "'text' and 'client_id' must be text.")
+            return await self.send_error("invalid_frame", _("'text' and 'client_id' must be text."))
         try:
             await _db(services.question_ask, conversation=self.conversation, text=text, client_id=client_id)
         except services.TutorError as exc:

@@ -97,6 +97,12 @@ def conversation_changed(conversation_id: int) -> None:
     send(conversation_group(conversation_id), {"type": "conversation.changed"})
 
 
+def waits_changed(conversation_ids: list[int]) -> None:
+    """The queue moved: these students' sockets re-read their wait estimate (no text)."""
+    for conversation_id in conversation_ids:
+        send(conversation_group(conversation_id), {"type": "wait.changed"})
+
+
 def review_item_changed(classroom_id: int, reply_id: int) -> None:
     send(reviewers_group(classroom_id), {"type": "review.changed", "reply_id": reply_id})
 

@@ -42,6 +42,9 @@ class Message(models.Model):
         APPROVED = "approved", _("Approved")
         REJECTED = "rejected", _("Rejected")
         FAILED = "failed", _("Drafting failed")
+        # Asks what another pending question of the class asks: it gets that question's
+        # reviewed reply (see QuestionGroup) and has no draft of its own.
+        GROUPED = "grouped", _("Answered with alike questions")
 
     class Decision(models.TextChoices):
         AS_DRAFTED = "as_drafted", _("Approved as drafted")
@@ -81,6 +84,26 @@ class Message(models.Model):
     drafted_at = models.DateTimeField(null=True, blank=True)
     failure = models.CharField(max_length=300, blank=True)
 
+    # Triage: set when the question is asked, read by the review queue.
+    distressed = models.BooleanField(default=False)  # the question has words of distress: reviewed first
+    # Alike questions. question_key is the question's normal form when it may be grouped
+    # ("" when not: see tutor.grouping.groupable_key); question_vector its sentence
+    # embedding, written by the worker. group_opt_out: a reviewer split it out of a group.
+    question_key = models.CharField(max_length=200, blank=True)
+    question_vector = models.JSONField(null=True, blank=True)
+    group = models.ForeignKey(
+        "QuestionGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
+    )
+    group_opt_out = models.BooleanField(default=False)
+
+    # Review: a reviewer who opens a draft holds it for a short lease, renewed while open.
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    review_opened_at = models.DateTimeField(null=True, blank=True)  # when the current claim began
+    review_seconds = models.FloatField(null=True, blank=True)  # opened -> decided, for the decider
+
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
@@ -97,4 +120,23 @@ class Message(models.Model):
 
     @property
     def is_pending(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.DRAFTING, self.Status.AWAITING_REVIEW, self.Status.FAILED)
+        return self.status in (
+            self.Status.QUEUED, self.Status.DRAFTING, self.Status.AWAITING_REVIEW, self.Status.FAILED,
+            self.Status.GROUPED,
+        )
+
+
+class QuestionGroup(models.Model):
+    """Pending questions of one class that ask the same thing, reviewed once.
+
+    The lead is the reply whose draft the group shares; it is written from the lead's
+    question alone. Members have status GROUPED and no draft; when a reviewer decides on
+    the lead, each member gets the same final text in its own conversation.
+    """
+
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="question_groups")
+    lead = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="led_group")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"Group {self.pk} led by reply {self.lead_id}"

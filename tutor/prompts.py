@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from tutor.models import Message
@@ -33,12 +34,17 @@ def build_prompt(reply: Message, *, count_tokens: Callable[[list[dict]], int], m
     The class's instructions, then this one conversation as its student saw it (their
     questions and the final texts of decided replies, never a draft), up to the question
     being answered; the oldest turns are dropped until it fits.
+
+    A reply that alike questions of other students may share (it has a group key) is
+    written from its question alone: nothing of one student's history can reach another.
     """
     conversation = reply.conversation
     question = reply.in_reply_to
     system = {"role": "system", "content": tutor_instructions(conversation.classroom, instruction=reply.regenerate_instruction)}
     turns: list[dict] = []
     earlier = conversation.messages.filter(created_at__lte=question.created_at).exclude(pk=reply.pk).order_by("created_at", "id")
+    if reply.question_key:
+        earlier = earlier.filter(pk=question.pk)
     for message in earlier:
         text = student_visible_text(message)
         if text is None:
@@ -57,3 +63,23 @@ def build_prompt(reply: Message, *, count_tokens: Callable[[list[dict]], int], m
         budget_chars = max(200, max_prompt_tokens * 3)
         turns[-1] = {"role": "user", "content": turns[-1]["content"][-budget_chars:]}
     return [system, *turns]
+
+
+# A sentence ends at . ! ? or … (before a space or the end, after any closing quote or
+# bracket), or at a line break. "3.5" and "x.y" do not end a sentence.
+_SENTENCE_END = re.compile(r"[.!?\u2026][\"')\]\u00bb*_]*(?=\s|$)|\n")
+
+
+def trim_to_words(text: str, max_words: int) -> tuple[str, bool]:
+    """The draft cut to at most `max_words` words, at the last sentence end within the
+    limit (or at the limit, with an ellipsis, when no sentence ends early enough).
+    Returns (text, trimmed)."""
+    text = (text or "").strip()
+    words = list(re.finditer(r"\S+", text))
+    if len(words) <= max_words:
+        return text, False
+    head = text[: words[max_words - 1].end()]
+    ends = [m.end() for m in _SENTENCE_END.finditer(head)]
+    if ends and len(head[: ends[-1]].split()) >= max(1, max_words // 3):
+        return head[: ends[-1]].strip(), True
+    return head.rstrip(" ,;:-\u2013\u2014") + "\u2026", True

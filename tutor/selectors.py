@@ -6,19 +6,30 @@ student may see. Every page, socket, API and export a student reaches goes throu
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from classrooms.models import REVIEW_ROLES, Membership, User
+from classrooms.models import REVIEW_ROLES, Classroom, Membership, User
+from tutor import triage
 from tutor.models import Conversation, Message
+from tutor.rendering import render_markdown
 
 PENDING_STATUSES = (
     Message.Status.QUEUED,
     Message.Status.DRAFTING,
     Message.Status.AWAITING_REVIEW,
     Message.Status.FAILED,
+    Message.Status.GROUPED,
 )
+# What a reviewer has to act on: a group's members wait on their lead, which stands for them.
+REVIEWABLE_STATUSES = tuple(s for s in PENDING_STATUSES if s != Message.Status.GROUPED)
 
 
 def student_visible_text(message: Message) -> str | None:
@@ -49,6 +60,7 @@ def student_view(message: Message) -> dict:
         "id": message.id,
         "sender": message.sender,
         "text": text or "",
+        "html": render_markdown(text) if text else "",  # made from the gated text only
         "state": state,
         "version": message.version,
         "client_id": message.client_id,
@@ -68,13 +80,14 @@ def conversation_for_student(user: User, conversation_id: int) -> Conversation:
         .filter(
             pk=conversation_id,
             student=user,
+            student__is_active=True,  # read fresh: a long-lived socket's user object is stale
             classroom__archived=False,
             classroom__memberships__user=user,
             classroom__memberships__role=Membership.Role.STUDENT,
         )
         .first()
     )
-    if conversation is None or not user.is_active:
+    if conversation is None:
         raise Http404
     return conversation
 
@@ -101,17 +114,18 @@ def messages_for_student(conversation: Conversation, since_version: int = 0) -> 
 
 
 def review_queue(user: User) -> QuerySet[Message]:
-    """Replies a teacher has to act on in their classes, oldest question first."""
+    """Replies a teacher has to act on in their classes: a distressed student's first,
+    then the oldest question first. A group appears once, as its lead."""
     return (
         Message.objects.filter(
             sender=Message.Sender.TUTOR,
-            status__in=PENDING_STATUSES,
+            status__in=REVIEWABLE_STATUSES,
             conversation__classroom__archived=False,
             conversation__classroom__memberships__user=user,
             conversation__classroom__memberships__role__in=REVIEW_ROLES,
         )
-        .select_related("conversation__classroom", "conversation__student", "in_reply_to")
-        .order_by("created_at", "id")
+        .select_related("conversation__classroom", "conversation__student", "in_reply_to", "claimed_by")
+        .order_by("-distressed", "created_at", "id")
     )
 
 
@@ -120,7 +134,7 @@ def reply_for_reviewer(user: User, reply_id: int) -> Message:
     if not user.is_authenticated or not user.is_active:
         raise Http404
     reply = (
-        Message.objects.select_related("conversation__classroom", "conversation__student", "in_reply_to")
+        Message.objects.select_related("conversation__classroom", "conversation__student", "in_reply_to", "claimed_by")
         .filter(
             pk=reply_id,
             sender=Message.Sender.TUTOR,
@@ -135,9 +149,45 @@ def reply_for_reviewer(user: User, reply_id: int) -> Message:
     return reply
 
 
-def reviewer_view(reply: Message, history_limit: int = 12) -> dict:
-    """A reply as a teacher reviews it: the draft, the question, and the conversation before it."""
+def _claim_holder(reply: Message, now: datetime | None = None) -> User | None:
+    """Who has this draft open now (an unexpired claim), if anyone."""
+    now = now or timezone.now()
+    if reply.claimed_by_id and reply.claimed_until and reply.claimed_until >= now:
+        return reply.claimed_by
+    return None
+
+
+def _group_view(reply: Message) -> dict | None:
+    """The group a reply leads or belongs to, when it has two questions or more."""
+    if not reply.group_id:
+        return None
+    members = list(
+        Message.objects.filter(group_id=reply.group_id)
+        .select_related("conversation__student", "in_reply_to", "group")
+        .order_by("created_at", "id")
+    )
+    if len(members) < 2:
+        return None
+    lead_id = members[0].group.lead_id
+    members.sort(key=lambda m: (m.pk != lead_id, m.created_at, m.pk))
+    return {
+        "id": reply.group_id,
+        "size": len(members),
+        "students": [str(m.conversation.student) for m in members],
+        # Each member, for splitting one out or answering it apart (the lead first).
+        "lead_id": lead_id,
+        "members": [
+            {"reply_id": m.pk, "student": str(m.conversation.student), "question": m.in_reply_to.text}
+            for m in members
+        ],
+    }
+
+
+def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | None = None) -> dict:
+    """A reply as a teacher reviews it: the draft, the question, and the conversation before
+    it; what to check (flags), its group, and who has it open (as `viewer` sees it)."""
     conversation = reply.conversation
+    holder = _claim_holder(reply)
     earlier = list(
         conversation.messages.filter(created_at__lt=reply.in_reply_to.created_at).order_by("-created_at", "-id")[
             :history_limit
@@ -150,7 +200,7 @@ def reviewer_view(reply: Message, history_limit: int = 12) -> dict:
         "status_label": str(Message.Status(reply.status).label) if reply.status else "",
         "attempt": reply.draft_attempt,
         "draft": reply.draft_text,
-        "failure": reply.failure,
+        "failure": _(reply.failure) if reply.failure else "",  # known reasons are translated
         "question": reply.in_reply_to.text,
         "asked_at": reply.in_reply_to.created_at.isoformat(),
         "student": str(conversation.student),
@@ -158,13 +208,178 @@ def reviewer_view(reply: Message, history_limit: int = 12) -> dict:
         "classroom_id": conversation.classroom_id,
         "conversation_id": conversation.id,
         "history": [
-            {"sender": m.sender, "text": student_visible_text(m) or ""}
+            {"sender": m.sender, "text": student_visible_text(m) or "", "html": render_markdown(student_visible_text(m))}
             for m in earlier
             if student_visible_text(m) is not None
         ],
         "decided": reply.status in (Message.Status.APPROVED, Message.Status.REJECTED),
         "decision": reply.decision,
         "reviewed_by": str(reply.reviewed_by) if reply.reviewed_by_id else "",
+        "flags": triage.flag_views(
+            triage.draft_flags(
+                draft=reply.draft_text, mean_token_prob=reply.mean_token_prob, distressed=reply.distressed,
+                max_words=conversation.classroom.max_reply_words,
+            )
+        ),
+        "group": _group_view(reply),
+        "claimed_by": str(holder) if holder is not None else "",
+        "claimed_by_me": holder is not None and viewer is not None and holder.pk == viewer.pk,
+        "words": triage.word_count(reply.draft_text),
+    }
+
+
+# Honest waits: estimates from the queue, and measured times.
+
+WAIT_HISTORY = timedelta(hours=2)  # recent enough to say how fast this class is reviewed now
+ACTIVE_REVIEWER = timedelta(minutes=10)
+RECENT_SAMPLES = 20
+
+
+@dataclass
+class QueueSnapshot:
+    """One class's review queue at one moment, as the wait estimates read it."""
+
+    now: datetime
+    units: list[dict]  # pending reviews in the order reviewers take them (a group once)
+    position: dict[int, int]  # reply id -> index in units
+    review_seconds: float  # recent mean time from opening a draft to deciding it
+    reviewers: int  # reviewers active in the class lately (at least 1)
+    draft_seconds: float  # recent mean time from asking to a finished draft
+
+
+def _mean(values: list[float], default: float) -> float:
+    return sum(values) / len(values) if values else default
+
+
+def queue_snapshot(classroom_id: int, now: datetime | None = None) -> QueueSnapshot:
+    now = now or timezone.now()
+    tutor_replies = Message.objects.filter(conversation__classroom_id=classroom_id, sender=Message.Sender.TUTOR)
+    units = list(
+        tutor_replies.filter(status__in=REVIEWABLE_STATUSES)
+        .order_by("-distressed", "created_at", "id")
+        .values("id", "status", "queued_at", "created_at", "claimed_by_id", "claimed_until")
+    )
+    for unit in units:
+        unit["open"] = bool(unit["claimed_by_id"] and unit["claimed_until"] and unit["claimed_until"] >= now)
+    recent = tutor_replies.filter(reviewed_at__gte=now - WAIT_HISTORY).order_by("-reviewed_at")
+    review_samples = list(recent.filter(review_seconds__isnull=False).values_list("review_seconds", flat=True)
+                          [:RECENT_SAMPLES])
+    reviewers = set(
+        recent.filter(reviewed_at__gte=now - ACTIVE_REVIEWER, review_seconds__isnull=False)
+        .values_list("reviewed_by_id", flat=True)[:200]
+    )
+    reviewers |= {u["claimed_by_id"] for u in units if u["open"]}
+    reviewers.discard(None)
+    drafted = tutor_replies.filter(drafted_at__gte=now - WAIT_HISTORY, queued_at__isnull=False).order_by("-drafted_at")
+    draft_samples = [
+        max(0.0, (d - q).total_seconds()) for q, d in drafted.values_list("queued_at", "drafted_at")[:RECENT_SAMPLES]
+    ]
+    return QueueSnapshot(
+        now=now,
+        units=units,
+        position={u["id"]: i for i, u in enumerate(units)},
+        review_seconds=_mean(review_samples, settings.TUTOR_DEFAULT_REVIEW_SECONDS),
+        reviewers=max(1, len(reviewers)),
+        draft_seconds=_mean(draft_samples, settings.TUTOR_DEFAULT_DRAFT_SECONDS),
+    )
+
+
+def wait_estimate(reply: Message, snapshot: QueueSnapshot) -> int:
+    """Seconds until a reviewer has likely decided on this reply.
+
+    The reviews ahead of it (a draft someone has open counts half) shared among the
+    active reviewers, at the class's recent time per review; meanwhile its own draft is
+    written, so the wait is the longer of the two, then its own review.
+    """
+    unit_id = reply.pk
+    if reply.status == Message.Status.GROUPED and reply.group_id:
+        unit_id = reply.group.lead_id
+    index = snapshot.position.get(unit_id, len(snapshot.units))
+    unit = snapshot.units[index] if index < len(snapshot.units) else None
+    ahead = sum(0.5 if u["open"] else 1.0 for u in snapshot.units[:index])
+    own = 0.5 if unit and unit["open"] else 1.0
+    draft_left = 0.0
+    if unit is None or unit["status"] in (Message.Status.QUEUED, Message.Status.DRAFTING):
+        queued_at = (unit and unit["queued_at"]) or snapshot.now
+        draft_left = max(1.0, snapshot.draft_seconds - (snapshot.now - queued_at).total_seconds())
+    queue_left = ahead * snapshot.review_seconds / snapshot.reviewers
+    return max(1, round(max(draft_left, queue_left) + own * snapshot.review_seconds))
+
+
+def wait_estimates(conversation: Conversation) -> list[dict]:
+    """For each reply the student still waits for: its id and the estimated seconds.
+    Numbers only, never text."""
+    pending = list(
+        conversation.messages.filter(sender=Message.Sender.TUTOR, status__in=PENDING_STATUSES)
+        .select_related("group")
+        .order_by("created_at", "id")
+    )
+    if not pending:
+        return []
+    snapshot = queue_snapshot(conversation.classroom_id)
+    return [{"reply_id": r.pk, "seconds": wait_estimate(r, snapshot)} for r in pending]
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    """Nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1)
+
+
+def queue_header(classrooms) -> list[dict]:
+    """Per class: questions waiting, reviews they need (a group once), the oldest wait."""
+    now = timezone.now()
+    rows = []
+    for classroom in classrooms:
+        pending = Message.objects.filter(
+            conversation__classroom=classroom, sender=Message.Sender.TUTOR, status__in=PENDING_STATUSES
+        )
+        oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
+        rows.append({
+            "classroom_id": classroom.pk,
+            "classroom": classroom.name,
+            "pending_questions": pending.count(),
+            "pending_reviews": pending.filter(status__in=REVIEWABLE_STATUSES).count(),
+            "oldest_wait_s": round((now - oldest).total_seconds()) if oldest else 0,
+        })
+    return rows
+
+
+def classrooms_with_stats_for(user: User) -> QuerySet[Classroom]:
+    """Classes whose waits and review times this person may see: those they teach, and
+    every class of the school they administer."""
+    if not user.is_authenticated or not user.is_active:
+        return Classroom.objects.none()
+    allowed = Q(memberships__user=user, memberships__role=Membership.Role.TEACHER)
+    if user.is_school_admin and user.school_id:
+        allowed |= Q(school_id=user.school_id)
+    return Classroom.objects.filter(allowed, archived=False).distinct().order_by("name")
+
+
+def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
+    """A class's measured waits (asked -> decided) and review times (opened -> decided)."""
+    since = timezone.now() - timedelta(days=days)
+    decided = list(
+        Message.objects.filter(
+            conversation__classroom=classroom, sender=Message.Sender.TUTOR,
+            status__in=(Message.Status.APPROVED, Message.Status.REJECTED), reviewed_at__gte=since,
+        ).order_by("-reviewed_at").values("created_at", "reviewed_at", "review_seconds", "group_id")[:5000]
+    )
+    waits = [(d["reviewed_at"] - d["created_at"]).total_seconds() for d in decided]
+    reviews = [d["review_seconds"] for d in decided if d["review_seconds"] is not None]
+    return {
+        "classroom_id": classroom.pk,
+        "classroom": classroom.name,
+        "days": days,
+        "answered": len(decided),
+        "reviews": len(reviews),
+        "grouped_share": round(sum(1 for d in decided if d["group_id"]) / len(decided), 3) if decided else 0.0,
+        "wait_p50_s": _percentile(waits, 0.5),
+        "wait_p95_s": _percentile(waits, 0.95),
+        "review_p50_s": _percentile(reviews, 0.5),
+        "review_p95_s": _percentile(reviews, 0.95),
     }
 
 

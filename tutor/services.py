@@ -11,15 +11,15 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import models, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, User
 from classrooms.services import audit_record
-from tutor import events
-from tutor.models import Conversation, Message
+from tutor import events, grouping, triage
+from tutor.models import Conversation, Message, QuestionGroup
 from tutor.selectors import PENDING_STATUSES
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,16 @@ class SlowDown(TutorError):
 
 class ReviewConflict(TutorError):
     code = "conflict"
+
+
+class ClaimConflict(ReviewConflict):
+    """Another reviewer has this draft open (an unexpired claim)."""
+
+    code = "claimed"
+
+    def __init__(self, message: str, claimed_by: str = ""):
+        super().__init__(message)
+        self.claimed_by = claimed_by
 
 
 def _next_version(conversation_id: int) -> int:
@@ -78,6 +88,27 @@ def _after_commit_notify(reply: Message, student: bool = True, reviewers: bool =
         transaction.on_commit(lambda: events.review_item_changed(classroom_id, reply_id))
 
 
+def _after_commit_waits_changed(classroom_id: int, conversation_ids: list[int] | None = None) -> None:
+    """After commit, nudge the students still waiting in the class (or these conversations)
+    to re-read their wait estimate. The nudge carries no text."""
+
+    def send():
+        try:
+            ids = conversation_ids
+            if ids is None:
+                ids = list(
+                    Message.objects.filter(
+                        conversation__classroom_id=classroom_id, sender=Message.Sender.TUTOR,
+                        status__in=PENDING_STATUSES,
+                    ).values_list("conversation_id", flat=True).distinct()
+                )
+            events.waits_changed(ids)
+        except Exception:  # an estimate is a courtesy; the next change sends it again
+            log.exception("could not send wait estimates for class %s", classroom_id)
+
+    transaction.on_commit(send)
+
+
 def conversation_start(*, student: User, classroom: Classroom, title: str = "") -> Conversation:
     return Conversation.objects.create(student=student, classroom=classroom, title=title[:120])
 
@@ -88,8 +119,9 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     The same client_id twice returns the first question: a message typed offline and
     re-sent on reconnect is saved once.
     """
-    text = (text or "").strip()
-    client_id = (client_id or "")[:64]
+    # PostgreSQL text cannot hold NUL: it shows as the replacement character instead.
+    text = (text or "").replace("\x00", "\ufffd").strip()
+    client_id = (client_id or "").replace("\x00", "")[:64]
     if not text:
         raise InvalidMessage(_("Your message is empty."))
     if len(text) > settings.TUTOR_MAX_MESSAGE_CHARS:
@@ -121,7 +153,9 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     if class_waiting >= settings.TUTOR_MAX_PENDING_PER_CLASS:
         raise SlowDown(_("Your teacher has many questions to review right now. Try again in a few minutes."))
 
+    distressed = triage.looks_distressed(text)
     with transaction.atomic():
+        opens = not conversation.messages.exists()
         version = _next_version(conversation.id)
         question = Message.objects.create(
             conversation=conversation, sender=Message.Sender.STUDENT, text=text, client_id=client_id, version=version
@@ -133,12 +167,131 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
             status=Message.Status.QUEUED,
             queued_at=timezone.now(),
             version=version,
+            distressed=distressed,
+            question_key=grouping.groupable_key(text, opens_conversation=opens, distressed=distressed),
         )
         if not conversation.title:
             Conversation.objects.filter(pk=conversation.pk).update(title=text[:60])
-        _after_commit_enqueue_draft(reply)
+        # The fast path: a pending question of the class with the same normal form is
+        # answered together with this one, and this one needs no draft of its own.
+        if not (reply.question_key and _join_same_text(reply)):
+            _after_commit_enqueue_draft(reply)
         _after_commit_notify(reply)
     return question, True
+
+
+# Alike questions: one review for a group (see tutor.models.QuestionGroup).
+
+JOINABLE_LEAD_STATUSES = (
+    Message.Status.QUEUED,
+    Message.Status.DRAFTING,
+    Message.Status.AWAITING_REVIEW,
+    Message.Status.FAILED,
+)
+
+
+def _lock_grouping(classroom_id: int) -> None:
+    """Take the class's grouping lock (its row) so that two alike questions arriving at
+    once cannot each join the other; call inside a transaction."""
+    list(Classroom.objects.select_for_update().filter(pk=classroom_id).values_list("pk", flat=True))
+
+
+def _group_candidates(classroom_id: int, *, before_id: int) -> list[Message]:
+    """Pending questions of the class asked before this reply that it may join: groupable,
+    not split out, not themselves members of a group, oldest first. Only earlier ones: the
+    first asker leads, and two questions can never each join the other."""
+    return list(
+        Message.objects.filter(
+            conversation__classroom_id=classroom_id,
+            sender=Message.Sender.TUTOR,
+            status__in=JOINABLE_LEAD_STATUSES,
+            group_opt_out=False,
+        )
+        .exclude(question_key="")
+        .filter(pk__lt=before_id)
+        .select_related("in_reply_to")
+        .order_by("created_at", "id")[:200]
+    )
+
+
+def _join_group(reply: Message, *, lead_id: int) -> QuestionGroup | None:
+    """Make `reply` (queued or drafting, no group) a member of the group `lead_id` leads,
+    creating the group on its first member. None if either has moved on. Call inside a
+    transaction holding the class's grouping lock."""
+    lead = Message.objects.select_for_update().filter(pk=lead_id).first()
+    if lead is None or lead.status not in JOINABLE_LEAD_STATUSES or lead.group_opt_out or not lead.question_key:
+        return None
+    if lead.group_id is not None and not QuestionGroup.objects.filter(pk=lead.group_id, lead=lead).exists():
+        return None  # a member of another group (cannot happen while the lock is held)
+    with transaction.atomic():  # a savepoint: nothing is left behind unless the reply joins
+        group = QuestionGroup.objects.filter(lead=lead).first()
+        if group is None:
+            group = QuestionGroup.objects.create(classroom_id=reply.conversation.classroom_id, lead=lead)
+            Message.objects.filter(pk=lead.pk).update(group=group)
+        # Conditional: a reviewer may have decided this reply (or regenerated it) meanwhile.
+        joined = Message.objects.filter(
+            pk=reply.pk, draft_attempt=reply.draft_attempt, group__isnull=True,
+            status__in=(Message.Status.QUEUED, Message.Status.DRAFTING),
+        ).update(status=Message.Status.GROUPED, group=group, draft_started_at=None, heartbeat_at=None)
+        if not joined:
+            transaction.set_rollback(True)
+            return None
+    classroom_id, reply_id, conversation_id = reply.conversation.classroom_id, reply.pk, reply.conversation_id
+    transaction.on_commit(lambda: events.review_item_changed(classroom_id, lead_id))
+    transaction.on_commit(lambda: events.review_item_changed(classroom_id, reply_id))
+    _after_commit_waits_changed(classroom_id, [conversation_id])
+    return group
+
+
+def _join_same_text(reply: Message) -> QuestionGroup | None:
+    """The fast path at asking time: join a pending question with the same normal form."""
+    classroom_id = reply.conversation.classroom_id
+    _lock_grouping(classroom_id)
+    for candidate in _group_candidates(classroom_id, before_id=reply.pk):
+        if candidate.question_key == reply.question_key:
+            return _join_group(reply, lead_id=candidate.pk)
+    return None
+
+
+def reply_group_alike(
+    *, reply_id: int, attempt: int, vector: list[float] | None, threshold: float,
+    embed: grouping.Embed | None = None,
+) -> Message | None:
+    """In the worker, before drafting: if a pending question of the class asks the same
+    thing, the reply joins its group and needs no draft. Returns the group's lead, or None
+    (draft it).
+
+    `vector` is the question's sentence embedding (None while the model is not loaded:
+    then only the normal form is compared); `embed` embeds candidates that have none yet.
+    """
+    with transaction.atomic():
+        reply = (
+            Message.objects.select_related("conversation", "in_reply_to")
+            .filter(pk=reply_id, draft_attempt=attempt, status=Message.Status.DRAFTING)
+            .first()
+        )
+        if reply is None or not reply.question_key or reply.group_opt_out or reply.group_id is not None:
+            return None
+        if vector is not None:
+            Message.objects.filter(pk=reply_id).update(question_vector=vector)
+        if threshold <= 0:
+            vector = None  # grouping by meaning is off: the normal form only
+        _lock_grouping(reply.conversation.classroom_id)
+        messages = {m.pk: m for m in _group_candidates(reply.conversation.classroom_id, before_id=reply_id)}
+        candidates = [
+            grouping.Candidate(reply_id=m.pk, key=m.question_key, text=m.in_reply_to.text, vector=m.question_vector)
+            for m in messages.values()
+        ]
+        match, score = grouping.find_alike(
+            key=reply.question_key, text=reply.in_reply_to.text, vector=vector, candidates=candidates,
+            threshold=threshold, embed=embed,
+        )
+        if match is None:
+            return None
+        if _join_group(reply, lead_id=match.reply_id) is None:
+            return None
+        log.info("reply %s joins the group of reply %s (similarity %.3f)", reply_id, match.reply_id, score)
+        return messages[match.reply_id]
 
 
 # Drafting: called by the worker's task, which carries (reply_id, attempt).
@@ -234,38 +387,107 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
                 _after_commit_enqueue_draft(reply)
                 _after_commit_notify(reply, student=False)
                 count += 1
+    # Members of a group whose lead is gone (its conversation deleted) or was decided
+    # without them: each is drafted on its own.
+    orphans = Message.objects.filter(sender=Message.Sender.TUTOR, status=Message.Status.GROUPED).filter(
+        Q(group__isnull=True) | ~Q(group__lead__status__in=JOINABLE_LEAD_STATUSES)
+    ).select_related("conversation")
+    for reply in orphans:
+        with transaction.atomic():
+            moved = Message.objects.filter(
+                pk=reply.pk, status=Message.Status.GROUPED, draft_attempt=reply.draft_attempt
+            ).update(status=Message.Status.QUEUED, group=None, draft_attempt=F("draft_attempt") + 1, queued_at=now)
+            if moved:
+                reply.refresh_from_db()
+                _after_commit_enqueue_draft(reply)
+                _after_commit_notify(reply, student=False)
+                count += 1
     if count:
         log.warning("re-queued %d draft(s) that nobody was working on", count)
     return count
 
 
-# Review: a teacher's decision. The conditional update on status decides races.
+# Review: a teacher's decision. The conditional update on status decides races; a draft
+# that another reviewer has open (an unexpired claim) is theirs.
+
+def _claim_free(reviewer: User, now) -> Q:
+    """Rows nobody else holds: no claim, this reviewer's own, or an expired one."""
+    return Q(claimed_by__isnull=True) | Q(claimed_by=reviewer) | Q(claimed_until__lt=now)
+
+
+def _refusal(reply_id: int, reviewer: User) -> ReviewConflict:
+    """Why a review action on this reply lost: decided already, or another reviewer has it open."""
+    reply = Message.objects.select_related("claimed_by").filter(pk=reply_id).first()
+    now = timezone.now()
+    if (
+        reply is not None and reply.is_pending and reply.claimed_by_id and reply.claimed_by_id != reviewer.pk
+        and reply.claimed_until and reply.claimed_until >= now
+    ):
+        who = str(reply.claimed_by)
+        return ClaimConflict(
+            _("%(who)s is reviewing this draft right now; it is theirs for up to %(s)d more seconds.")
+            % {"who": who, "s": max(1, int((reply.claimed_until - now).total_seconds()))},
+            claimed_by=who,
+        )
+    return ReviewConflict(_already_decided_message(reply_id))
+
 
 def _decide(reply: Message, reviewer: User, *, status: str, decision: str, final_text: str) -> Message:
+    """Record a reviewer's decision on one reply and, when it leads a group, on each member.
+
+    Each member gets the same final text in its own conversation, by the same conditional
+    update (it must still be a pending member of this group), with its own audit line.
+    """
     # Approving needs a finished draft; rejecting (perhaps with the teacher's own reply)
     # may also cut a draft short or answer a failed one.
     if status == Message.Status.APPROVED:
         decidable = (Message.Status.AWAITING_REVIEW,)
     else:
         decidable = PENDING_STATUSES
+    now = timezone.now()
     with transaction.atomic():
-        version = _next_version(reply.conversation_id)
-        won = Message.objects.filter(pk=reply.pk, status__in=decidable).update(
-            status=status,
-            decision=decision,
-            final_text=final_text,
-            reviewed_by=reviewer,
-            reviewed_at=timezone.now(),
-            version=version,
+        opened = Message.objects.filter(pk=reply.pk).values("claimed_by_id", "review_opened_at", "status").first()
+        review_seconds = None
+        if opened and opened["claimed_by_id"] == reviewer.pk and opened["review_opened_at"]:
+            seconds = (now - opened["review_opened_at"]).total_seconds()
+            review_seconds = round(seconds, 3) if 0 <= seconds <= 3600 else None
+        changes = {
+            "status": status, "decision": decision, "final_text": final_text, "reviewed_by": reviewer,
+            "reviewed_at": now, "claimed_by": None, "claimed_until": None, "review_seconds": review_seconds,
+        }
+        if opened and opened["status"] == Message.Status.GROUPED:
+            changes.update(group=None, group_opt_out=True)  # one member answered on its own
+        changes["version"] = _next_version(reply.conversation_id)
+        won = Message.objects.filter(pk=reply.pk, status__in=decidable).filter(_claim_free(reviewer, now)).update(
+            **changes
         )
         if not won:
-            raise ReviewConflict(_already_decided_message(reply.pk))
-        reply.refresh_from_db()
-        audit_record(
-            actor=reviewer, action=f"review.{decision}", school=reply.conversation.classroom.school,
-            target=f"reply {reply.pk}", details={"classroom": reply.conversation.classroom_id},
-        )
+            raise _refusal(reply.pk, reviewer)
+        reply = Message.objects.select_related("conversation__classroom__school").get(pk=reply.pk)
+        classroom = reply.conversation.classroom
+        group = QuestionGroup.objects.filter(lead=reply).first()
+        details = {"classroom": classroom.id}
+        if group is not None:
+            details["group"] = group.pk
+        audit_record(actor=reviewer, action=f"review.{decision}", school=classroom.school,
+                     target=f"reply {reply.pk}", details=details)
         _after_commit_notify(reply)
+        if group is not None:
+            members = Message.objects.filter(group=group, status=Message.Status.GROUPED).select_related("conversation")
+            for member in members:
+                done = Message.objects.filter(pk=member.pk, group=group, status=Message.Status.GROUPED).update(
+                    status=status, decision=decision, final_text=final_text, draft_text=reply.draft_text,
+                    model_name=reply.model_name, reviewed_by=reviewer, reviewed_at=now,
+                    version=_next_version(member.conversation_id),
+                )
+                if done:
+                    audit_record(
+                        actor=reviewer, action=f"review.{decision}", school=classroom.school,
+                        target=f"reply {member.pk}",
+                        details={"classroom": classroom.id, "group": group.pk, "lead": reply.pk},
+                    )
+                    _after_commit_notify(member)
+        _after_commit_waits_changed(classroom.id)
     return reply
 
 
@@ -279,19 +501,42 @@ def _already_decided_message(reply_id: int) -> str:
     return _("This draft is not ready for review any more (%(status)s).") % {"status": reply.get_status_display()}
 
 
+def _take_group_draft(member: Message) -> Message:
+    """A member answered on its own: it leaves its group with a copy of the group's draft,
+    ready to approve. Call inside a transaction."""
+    lead = Message.objects.filter(led_group__pk=member.group_id).first() if member.group_id else None
+    if lead is None or lead.status != Message.Status.AWAITING_REVIEW:
+        raise ReviewConflict(_("The group's draft is not ready yet."))
+    moved = Message.objects.filter(pk=member.pk, status=Message.Status.GROUPED, group_id=member.group_id).update(
+        status=Message.Status.AWAITING_REVIEW, draft_text=lead.draft_text, model_name=lead.model_name,
+        mean_token_prob=lead.mean_token_prob, drafted_at=lead.drafted_at, group=None, group_opt_out=True,
+    )
+    if not moved:
+        raise ReviewConflict(_already_decided_message(member.pk))
+    return Message.objects.select_related("conversation__classroom").get(pk=member.pk)
+
+
 def reply_approve(*, reply: Message, reviewer: User, text: str | None = None) -> Message:
-    """Approve the draft as it is, or as the teacher edited it. The draft is kept."""
-    final = reply.draft_text if text is None else text.strip()
-    if not final:
-        raise InvalidMessage(_("An approved reply cannot be empty."))
-    if len(final) > settings.TUTOR_MAX_MESSAGE_CHARS * 2:
-        raise InvalidMessage(_("The reply is too long."))
-    decision = Message.Decision.AS_DRAFTED if final == reply.draft_text.strip() else Message.Decision.EDITED
-    return _decide(reply, reviewer, status=Message.Status.APPROVED, decision=decision, final_text=final)
+    """Approve the draft as it is, or as the teacher edited it. The draft is kept.
+
+    On a group's lead it answers every member; on a member, that student alone (with the
+    group's draft, or the teacher's edit of it).
+    """
+    with transaction.atomic():
+        if Message.objects.filter(pk=reply.pk, status=Message.Status.GROUPED).exists():
+            reply = _take_group_draft(Message.objects.get(pk=reply.pk))
+        final = reply.draft_text if text is None else text.strip()
+        if not final:
+            raise InvalidMessage(_("An approved reply cannot be empty."))
+        if len(final) > settings.TUTOR_MAX_MESSAGE_CHARS * 2:
+            raise InvalidMessage(_("The reply is too long."))
+        decision = Message.Decision.AS_DRAFTED if final == reply.draft_text.strip() else Message.Decision.EDITED
+        return _decide(reply, reviewer, status=Message.Status.APPROVED, decision=decision, final_text=final)
 
 
 def reply_reject(*, reply: Message, reviewer: User, teacher_text: str = "") -> Message:
-    """Reject the draft; the teacher may send their own reply instead."""
+    """Reject the draft; the teacher may send their own reply instead. On a group's lead
+    it answers every member the same way; on a member, that student alone."""
     teacher_text = (teacher_text or "").strip()
     if len(teacher_text) > settings.TUTOR_MAX_MESSAGE_CHARS * 2:
         raise InvalidMessage(_("The reply is too long."))
@@ -302,13 +547,19 @@ def reply_reject(*, reply: Message, reviewer: User, teacher_text: str = "") -> M
 def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -> Message:
     """Replace the pending draft with a new one; the old draft goes to the history.
 
-    A generation still running for the old attempt stops at its next step.
+    A generation still running for the old attempt stops at its next step. A group's
+    members keep waiting for the new draft; a member asks for a draft of its own (it
+    leaves its group: see reply_split).
     """
     instruction = (instruction or "").strip()[:200]
+    if Message.objects.filter(pk=reply.pk, status=Message.Status.GROUPED).exists():
+        return reply_split(reply=reply, reviewer=reviewer, instruction=instruction)
     with transaction.atomic():
         current = Message.objects.select_for_update().get(pk=reply.pk)
-        if current.status not in PENDING_STATUSES:
+        if current.status not in PENDING_STATUSES or current.status == Message.Status.GROUPED:
             raise ReviewConflict(_already_decided_message(reply.pk))
+        if not Message.objects.filter(pk=current.pk).filter(_claim_free(reviewer, timezone.now())).exists():
+            raise _refusal(current.pk, reviewer)
         history = list(current.previous_drafts)
         if current.draft_text or current.failure:
             history.append(
@@ -342,6 +593,102 @@ def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -
         _after_commit_enqueue_draft(current)
         _after_commit_notify(current, student=False)
     return current
+
+
+def _requeue_member(member: Message, *, instruction: str = "") -> bool:
+    """A member leaves its group to be drafted on its own (never grouped again)."""
+    moved = Message.objects.filter(pk=member.pk, status=Message.Status.GROUPED).update(
+        status=Message.Status.QUEUED, group=None, group_opt_out=True, draft_attempt=F("draft_attempt") + 1,
+        queued_at=timezone.now(), regenerate_instruction=instruction,
+    )
+    if moved:
+        member.refresh_from_db()
+        _after_commit_enqueue_draft(member)
+        _after_commit_notify(member, student=False)
+    return bool(moved)
+
+
+def reply_split(*, reply: Message, reviewer: User, instruction: str = "") -> Message:
+    """Undo a grouping. On a member: it leaves the group and gets a draft of its own. On
+    the lead: the group dissolves; every member gets a draft of its own and the lead keeps
+    its draft. Returns the reply as it is now."""
+    instruction = (instruction or "").strip()[:200]
+    with transaction.atomic():
+        current = Message.objects.select_for_update().select_related("conversation__classroom__school").get(
+            pk=reply.pk
+        )
+        if not current.is_pending:
+            raise ReviewConflict(_already_decided_message(reply.pk))
+        if not Message.objects.filter(pk=current.pk).filter(_claim_free(reviewer, timezone.now())).exists():
+            raise _refusal(current.pk, reviewer)
+        classroom = current.conversation.classroom
+        led = QuestionGroup.objects.filter(lead=current).first()
+        if led is not None:
+            group = led
+            for member in Message.objects.filter(group=group, status=Message.Status.GROUPED):
+                _requeue_member(member)
+        elif current.status == Message.Status.GROUPED and current.group_id:
+            group = QuestionGroup.objects.get(pk=current.group_id)
+            _requeue_member(current, instruction=instruction)
+        else:
+            raise InvalidMessage(_("This question is not part of a group."))
+        lead_id = group.lead_id
+        if not Message.objects.filter(group=group, status=Message.Status.GROUPED).exists():
+            Message.objects.filter(pk=lead_id).update(group=None)
+            group.delete()
+        audit_record(
+            actor=reviewer, action="review.split", school=classroom.school, target=f"reply {current.pk}",
+            details={"classroom": classroom.id, "lead": lead_id},
+        )
+        transaction.on_commit(lambda: events.review_item_changed(classroom.id, lead_id))
+        _after_commit_waits_changed(classroom.id)
+    return Message.objects.select_related("conversation__classroom", "conversation__student", "in_reply_to").get(
+        pk=current.pk
+    )
+
+
+def reply_claim(*, reply: Message, reviewer: User) -> Message:
+    """A reviewer opens a pending draft: it is theirs for TUTOR_CLAIM_SECONDS, renewed by
+    claiming again while it stays open, so that no two reviewers read the same draft. The
+    lease simply runs out when they walk away. Raises ClaimConflict while another reviewer
+    holds it, ReviewConflict once it is decided.
+
+    The claim's start is when the draft was opened: the decision records opened -> decided.
+    """
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.TUTOR_CLAIM_SECONDS)
+    held = Q(claimed_by=reviewer) & Q(claimed_until__gte=now)
+    with transaction.atomic():
+        renewing = Message.objects.filter(pk=reply.pk).filter(held).exists()
+        won = Message.objects.filter(pk=reply.pk, status__in=PENDING_STATUSES).filter(
+            _claim_free(reviewer, now)
+        ).update(
+            claimed_by=reviewer,
+            claimed_until=until,
+            review_opened_at=Case(
+                When(held, then=F("review_opened_at")), default=Value(now), output_field=models.DateTimeField()
+            ),
+        )
+        if not won:
+            raise _refusal(reply.pk, reviewer)
+        reply = Message.objects.select_related(
+            "conversation__classroom", "conversation__student", "in_reply_to", "claimed_by"
+        ).get(pk=reply.pk)
+        if not renewing:
+            _after_commit_notify(reply, student=False)
+    return reply
+
+
+def reply_release(*, reply: Message, reviewer: User) -> Message:
+    """The reviewer closes a draft without deciding: others may open it at once."""
+    with transaction.atomic():
+        released = Message.objects.filter(pk=reply.pk, claimed_by=reviewer).update(claimed_by=None, claimed_until=None)
+        reply = Message.objects.select_related("conversation__classroom", "conversation__student", "in_reply_to").get(
+            pk=reply.pk
+        )
+        if released:
+            _after_commit_notify(reply, student=False)
+    return reply
 
 
 def delete_expired_conversations() -> int:

@@ -213,6 +213,11 @@ TUTOR_MAX_PENDING_PER_CLASS = 200
 TUTOR_MESSAGES_PER_MINUTE = 10
 TUTOR_DRAFT_STUCK_SECONDS = int(env("TUTOR_DRAFT_STUCK_SECONDS", "300"))  # queued, but no worker took it
 TUTOR_DRAFT_SILENT_SECONDS = float(env("TUTOR_DRAFT_SILENT_SECONDS", "60"))  # drafting, but its worker fell silent
+# Review at the pace of a live class (issue 7).
+TUTOR_CLAIM_SECONDS = 90  # a reviewer who opens a draft holds it this long, renewed while it stays open
+TUTOR_GROUP_SIMILARITY = float(env("TUTOR_GROUP_SIMILARITY", "0.85"))  # cosine; 0 turns grouping by meaning off
+TUTOR_DEFAULT_REVIEW_SECONDS = 20.0  # a review's length in wait estimates until a class has its own
+TUTOR_DEFAULT_DRAFT_SECONDS = 8.0  # a draft's length in wait estimates until a class has its own
 
 LOGGING = {
     "version": 1,

@@ -82,8 +82,12 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     classrooms = classrooms_reviewed_by(request.user)
     if not classrooms.exists():
         return render(request, "tutor/not_a_reviewer.html", status=403)
-    replies = [selectors.reviewer_view(r) for r in selectors.review_queue(request.user)]
-    return render(request, "tutor/review_queue.html", {"replies": replies, "classrooms": classrooms})
+    replies = [selectors.reviewer_view(r, viewer=request.user) for r in selectors.review_queue(request.user)]
+    return render(
+        request,
+        "tutor/review_queue.html",
+        {"replies": replies, "classrooms": classrooms, "queue_header": selectors.queue_header(classrooms)},
+    )
 
 
 def _review_answer(request: HttpRequest, reply, error: services.TutorError | None = None) -> HttpResponse:
@@ -91,12 +95,16 @@ def _review_answer(request: HttpRequest, reply, error: services.TutorError | Non
     wants_json = "application/json" in request.headers.get("Accept", "")
     if error is not None:
         if wants_json:
-            return JsonResponse({"error": error.message, "code": error.code}, status=409 if error.code == "conflict" else 400)
+            conflict = isinstance(error, services.ReviewConflict)
+            return JsonResponse(
+                {"error": error.message, "code": error.code, "claimed_by": getattr(error, "claimed_by", "")},
+                status=409 if conflict else 400,
+            )
         flash.error(request, error.message)
     elif not wants_json:
         flash.success(request, _("Done."))
     if wants_json:
-        return JsonResponse({"reply": selectors.reviewer_view(reply)})
+        return JsonResponse({"reply": selectors.reviewer_view(reply, viewer=request.user)})
     return redirect("review_queue")
 
 
@@ -134,3 +142,51 @@ def review_regenerate(request: HttpRequest, reply_id: int) -> HttpResponse:
     except services.TutorError as exc:
         return _review_answer(request, reply, exc)
     return _review_answer(request, reply)
+
+
+@login_required
+@require_POST
+def review_split(request: HttpRequest, reply_id: int) -> HttpResponse:
+    """Take one question out of its group (or, on the group's lead, dissolve the group)."""
+    reply = selectors.reply_for_reviewer(request.user, reply_id)
+    try:
+        reply = services.reply_split(reply=reply, reviewer=request.user)
+    except services.TutorError as exc:
+        return _review_answer(request, reply, exc)
+    return _review_answer(request, reply)
+
+
+@login_required
+@require_POST
+def review_claim(request: HttpRequest, reply_id: int) -> JsonResponse:
+    """The reviewer has this draft open: hold it (or renew the hold) for a short lease.
+    409 while another reviewer holds it. release=1 lets it go without deciding."""
+    reply = selectors.reply_for_reviewer(request.user, reply_id)
+    try:
+        if request.POST.get("release"):
+            reply = services.reply_release(reply=reply, reviewer=request.user)
+        else:
+            reply = services.reply_claim(reply=reply, reviewer=request.user)
+    except services.TutorError as exc:
+        status = 409 if isinstance(exc, services.ReviewConflict) else 400
+        return JsonResponse(
+            {"error": exc.message, "code": exc.code, "claimed_by": getattr(exc, "claimed_by", "")}, status=status
+        )
+    return JsonResponse(
+        {"reply": selectors.reviewer_view(reply, viewer=request.user),
+         "claimed_until": reply.claimed_until.isoformat() if reply.claimed_until else None}
+    )
+
+
+@login_required
+@require_GET
+def review_stats(request: HttpRequest) -> JsonResponse:
+    """Per class: measured waits and review times (p50/p95), and the queue now. For the
+    class's teachers and the school's admins."""
+    classrooms = list(selectors.classrooms_with_stats_for(request.user))
+    if not classrooms:
+        return JsonResponse({"error": _("You do not teach or run any class.")}, status=403)
+    queue = {row["classroom_id"]: row for row in selectors.queue_header(classrooms)}
+    return JsonResponse(
+        {"classes": [selectors.review_stats(c) | queue[c.pk] for c in classrooms]}
+    )

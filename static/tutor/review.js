@@ -24,8 +24,11 @@
   function fmt(text, values) {
     return text.replace(/%\((\w+)\)s/g, function (_, k) { return values[k]; });
   }
+  // The page language's plural rule: French says "0 brouillon", English "0 drafts".
+  const pluralRules = window.Intl && Intl.PluralRules ? new Intl.PluralRules(lang) : null;
   function plural(key, n) {
-    return fmt(n === 1 ? t[key + "One"] : t[key + "Other"], { n: n });
+    const one = pluralRules ? pluralRules.select(n) === "one" : n === 1;
+    return fmt(one ? t[key + "One"] : t[key + "Other"], { n: n });
   }
   function setText(el, text) { if (el) el.textContent = text; }
   function say(text) { announce.textContent = ""; setTimeout(function () { announce.textContent = text; }, 50); }
@@ -152,6 +155,9 @@
       });
     });
     card.addEventListener("focusin", function () { claimCard(card); });
+    card.addEventListener("focusout", function (event) {
+      if (!card.contains(event.relatedTarget)) releaseCard(card);
+    });
     closePanels(card);
   }
 
@@ -191,6 +197,20 @@
         }
       });
     }).catch(function () { /* claiming is a courtesy; the review itself decides races */ });
+  }
+
+  // Walking away from a card lets another reviewer take it at once, not after the lease.
+  function releaseCard(card) {
+    const id = card.dataset.id;
+    if (!t.claimUrl || !id || !claimedAt.has(id)) return;
+    claimedAt.delete(id);
+    const token = card.querySelector("input[name=csrfmiddlewaretoken]");
+    const body = new FormData();
+    if (token) body.append("csrfmiddlewaretoken", token.value);
+    body.append("release", "1");
+    fetch(t.claimUrl.replace("/0/", "/" + id + "/"), {
+      method: "POST", body: body, credentials: "same-origin", headers: { Accept: "application/json" },
+    }).catch(function () { /* the lease runs out by itself */ });
   }
 
   function renderHistory(card, history) {
@@ -241,7 +261,8 @@
   }
 
   function render(reply) {
-    if (reply.decided) { remove(reply.id); return; }
+    // Decided, or folded into a group whose lead card stands for it.
+    if (reply.decided || reply.status === "grouped") { remove(reply.id); return; }
     let card = byId.get(reply.id);
     const before = card ? card.dataset.status : null;
     if (!card) {

@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from classrooms.models import Classroom, Membership, School, User
 from tutor import selectors, services
-from tutor.models import Message
+from tutor.models import Message, QuestionGroup
 
 counter = itertools.count()
 
@@ -50,7 +50,21 @@ class ReviewLoop(RuleBasedStateMachine):
     def owner(self, reply):
         return 0 if reply.conversation_id == self.conversations[0].id else 1
 
-    @rule(who=st.integers(0, 1), text=st.text(min_size=1, max_size=40).filter(lambda t: t.strip()))
+    def record_decision(self, reply):
+        """What this decision sent: the reply's final text, to its student and, when it
+        leads a group of alike questions, to each member's student."""
+        answered = [reply.id]
+        group = QuestionGroup.objects.filter(lead_id=reply.id).first()
+        if group is not None:
+            answered += list(group.members.values_list("id", flat=True))
+        for decided in Message.objects.filter(pk__in=answered, status__in=("approved", "rejected")):
+            if decided.final_text:
+                self.allowed[self.owner(decided)].add(decided.final_text)
+
+    @rule(who=st.integers(0, 1), text=st.one_of(
+        st.text(min_size=1, max_size=40).filter(lambda t: t.strip()),
+        st.sampled_from(["What is a prime number?", "How do I add fractions?"]),  # alike: grouped
+    ))
     def ask(self, who, text):
         try:
             services.question_ask(conversation=self.conversations[who], text=text)
@@ -82,7 +96,7 @@ class ReviewLoop(RuleBasedStateMachine):
         reply = pending[pick % len(pending)]
         text = f"FINAL-{next(counter)}" if edit else None
         reply = services.reply_approve(reply=reply, reviewer=self.teacher, text=text)
-        self.allowed[self.owner(reply)].add(reply.final_text)
+        self.record_decision(reply)
 
     @precondition(lambda self: self.replies("queued", "drafting", "awaiting_review", "failed"))
     @rule(pick=st.integers(0, 100), own=st.booleans())
@@ -91,8 +105,7 @@ class ReviewLoop(RuleBasedStateMachine):
         reply = pending[pick % len(pending)]
         text = f"TEACHER-{next(counter)}" if own else ""
         services.reply_reject(reply=reply, reviewer=self.teacher, teacher_text=text)
-        if own:
-            self.allowed[self.owner(reply)].add(text)
+        self.record_decision(reply)
 
     @precondition(lambda self: self.replies("awaiting_review", "failed"))
     @rule(pick=st.integers(0, 100))
@@ -127,7 +140,7 @@ class ReviewLoop(RuleBasedStateMachine):
             for text in drafts:
                 if text not in self.allowed[who]:
                     assert text not in seen, f"unapproved draft {text} reached student {who}"
-        for text in self.allowed[1 - who]:
+        for text in self.allowed[1 - who] - self.allowed[who]:  # a group's answer is both students'
             assert text not in seen, "another student's reply leaked"
 
 
