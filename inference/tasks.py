@@ -43,7 +43,7 @@ def load_model_before_taking_tasks(**kwargs):
         engine = load_engine()
     except ModelUnavailable as exc:
         log.critical("The tutor model cannot be loaded, so this worker stops: %s", exc)
-        raise SystemExit(3) from exc
+        raise SystemExit(3) from exc  # MODEL_MISSING in tutor/management/commands/worker.py: not restarted
     log.warning("model %s ready in %.1f s", engine.model_name, time.monotonic() - started)
     threading.Thread(target=_heartbeat_loop, name="draft-heartbeat", daemon=True).start()
     if settings.TUTOR_GROUP_SIMILARITY > 0:

@@ -18,8 +18,8 @@ from django.http import Http404
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from classrooms.selectors import classrooms_reviewed_by, may_review
-from tutor import events, selectors, services
+from classrooms.selectors import classrooms_reviewed_by
+from tutor import events, redis_watch, selectors, services
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +115,20 @@ class ChatConsumer(JsonSocket):
         if not self.user or not self.user.is_authenticated or not await self.still_allowed():
             return await self.close(code=CLOSE_FORBIDDEN)
         # Join before accepting, so nothing sent after the socket opens is missed.
+        await self.join_groups()
+        await self.accept()
+        redis_watch.watch(self)
+
+    async def join_groups(self):
         await self.channel_layer.group_add(events.conversation_group(self.conversation_id), self.channel_name)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
-        await self.accept()
+
+    async def redis_restarted(self):
+        await self.join_groups()
+        await self.send_changes(self.sent_version)  # what was sent while nobody was in the group
 
     async def disconnect(self, code):
+        redis_watch.forget(self)
         if getattr(self, "user", None) and self.user.is_authenticated:
             await self.channel_layer.group_discard(events.conversation_group(self.conversation_id), self.channel_name)
             await self.channel_layer.group_discard(events.person_group(self.user.id), self.channel_name)
@@ -149,7 +158,16 @@ class ChatConsumer(JsonSocket):
         await self.send_changes(self.sent_version)
 
     async def conversation_changed(self, event):
-        await self.send_changes(self.sent_version)
+        # The sender read the change through the approval gate; it goes on as it is when it
+        # follows what this socket has. A gap or a bare nudge: re-read from the database.
+        # (Removal from the class, deactivation and sign-out close the socket at once,
+        # through access.changed.)
+        version = event.get("version")
+        if event.get("messages") is not None and event.get("since") == self.sent_version:
+            self.sent_version = version
+            await self.send_json({"type": "messages", "messages": event["messages"], "version": version})
+        elif version is None or version > self.sent_version:
+            await self.send_changes(self.sent_version)
 
     async def send_changes(self, since: int):
         """Re-check access and read what changed since `since`, in one trip to the database."""
@@ -171,8 +189,8 @@ class ChatConsumer(JsonSocket):
         await self.send_wait()
 
     async def wait_changed(self, event):
-        if not await self.still_allowed():
-            return await self.close(code=CLOSE_FORBIDDEN)
+        if "wait" in event:  # numbers the sender worked out for this conversation
+            return await self.send_json({"type": "wait", "wait": event["wait"]})
         await self.send_wait()
 
     async def send_wait(self):
@@ -190,8 +208,16 @@ class ReviewConsumer(JsonSocket):
             return await self.close(code=CLOSE_FORBIDDEN)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
         await self.accept()
+        redis_watch.watch(self)
+
+    async def redis_restarted(self):
+        self.classroom_ids = set()  # still_allowed joins them all again
+        await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
+        if await self.still_allowed():
+            await self.frame_sync({})
 
     async def disconnect(self, code):
+        redis_watch.forget(self)
         for classroom_id in getattr(self, "classroom_ids", ()):
             await self.channel_layer.group_discard(events.reviewers_group(classroom_id), self.channel_name)
         if getattr(self, "user", None) and self.user.is_authenticated:

@@ -93,14 +93,21 @@ def send(group: str, message: dict, wait: bool = False) -> None:
 
 # Message shapes. "type" names the consumer method that handles it.
 
-def conversation_changed(conversation_id: int) -> None:
-    send(conversation_group(conversation_id), {"type": "conversation.changed"})
+def conversation_changed(conversation_id: int, *, since: int | None = None, version: int | None = None,
+                         messages: list[dict] | None = None) -> None:
+    """What changed in a conversation after version `since`, as its student may see it.
+
+    `messages` must come from tutor.selectors.student_view (the approval gate); without
+    them the event is a bare nudge and the socket re-reads from the database.
+    """
+    send(conversation_group(conversation_id),
+         {"type": "conversation.changed", "since": since, "version": version, "messages": messages})
 
 
-def waits_changed(conversation_ids: list[int]) -> None:
-    """The queue moved: these students' sockets re-read their wait estimate (no text)."""
-    for conversation_id in conversation_ids:
-        send(conversation_group(conversation_id), {"type": "wait.changed"})
+def waits_changed(estimates: dict[int, list[dict]]) -> None:
+    """The queue moved: each conversation's new wait estimate (numbers only, no text)."""
+    for conversation_id, wait in estimates.items():
+        send(conversation_group(conversation_id), {"type": "wait.changed", "wait": wait})
 
 
 def review_item_changed(classroom_id: int, reply_id: int) -> None:

@@ -306,6 +306,25 @@ def wait_estimate(reply: Message, snapshot: QueueSnapshot) -> int:
     return max(1, round(max(draft_left, queue_left) + own * snapshot.review_seconds))
 
 
+def class_wait_estimates(classroom_id: int, conversation_ids: list[int] | None = None) -> dict[int, list[dict]]:
+    """wait_estimates for every waiting conversation of a class (or these ones), from one
+    look at the queue: conversation id -> [{reply_id, seconds}]. Numbers only."""
+    pending = Message.objects.filter(
+        conversation__classroom_id=classroom_id, sender=Message.Sender.TUTOR, status__in=PENDING_STATUSES
+    )
+    if conversation_ids is not None:
+        pending = pending.filter(conversation_id__in=conversation_ids)
+    pending = list(pending.select_related("group").order_by("created_at", "id"))
+    estimates: dict[int, list[dict]] = {cid: [] for cid in conversation_ids or ()}
+    if pending:
+        snapshot = queue_snapshot(classroom_id)
+        for reply in pending:
+            estimates.setdefault(reply.conversation_id, []).append(
+                {"reply_id": reply.pk, "seconds": wait_estimate(reply, snapshot)}
+            )
+    return estimates
+
+
 def wait_estimates(conversation: Conversation) -> list[dict]:
     """For each reply the student still waits for: its id and the estimated seconds.
     Numbers only, never text."""

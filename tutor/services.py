@@ -8,10 +8,11 @@ are sent only after the transaction commits.
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import close_old_connections, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -20,7 +21,7 @@ from classrooms.models import Classroom, User
 from classrooms.services import audit_record
 from tutor import events, grouping, triage
 from tutor.models import Conversation, Message, QuestionGroup
-from tutor.selectors import PENDING_STATUSES
+from tutor.selectors import PENDING_STATUSES, class_wait_estimates, student_view
 
 log = logging.getLogger(__name__)
 
@@ -80,33 +81,61 @@ def _after_commit_enqueue_draft(reply: Message) -> None:
     transaction.on_commit(lambda: _send_draft_task(reply_id, attempt))
 
 
+def _tell_student(conversation_id: int) -> None:
+    """Send the student's sockets the conversation's latest change, read through the gate
+    once here rather than once per socket."""
+    try:
+        version = Conversation.objects.values_list("version", flat=True).get(pk=conversation_id)
+        changed = Message.objects.filter(conversation_id=conversation_id, version=version).order_by("created_at", "id")
+        messages = [student_view(m) for m in changed]
+    except Exception:  # e.g. deleted meanwhile: a bare nudge makes each socket re-read
+        log.exception("could not read conversation %s for its student", conversation_id)
+        events.conversation_changed(conversation_id)
+        return
+    events.conversation_changed(conversation_id, since=version - 1, version=version, messages=messages)
+
+
 def _after_commit_notify(reply: Message, student: bool = True, reviewers: bool = True) -> None:
     conversation_id, classroom_id, reply_id = reply.conversation_id, reply.conversation.classroom_id, reply.id
     if student:
-        transaction.on_commit(lambda: events.conversation_changed(conversation_id))
+        transaction.on_commit(lambda: _tell_student(conversation_id))
     if reviewers:
         transaction.on_commit(lambda: events.review_item_changed(classroom_id, reply_id))
 
 
+WAIT_NUDGE_SECONDS = 3.0  # a busy class moves its queue many times a second
+_wait_nudge_lock = threading.Lock()
+_wait_nudge_due: dict[int, threading.Timer] = {}
+
+
 def _after_commit_waits_changed(classroom_id: int, conversation_ids: list[int] | None = None) -> None:
     """After commit, nudge the students still waiting in the class (or these conversations)
-    to re-read their wait estimate. The nudge carries no text."""
+    to re-read their wait estimate. The nudge carries no text. Class-wide nudges are sent
+    at most once per WAIT_NUDGE_SECONDS: each makes every waiting socket read the queue."""
 
     def send():
+        if conversation_ids is None:
+            with _wait_nudge_lock:
+                _wait_nudge_due.pop(classroom_id, None)
         try:
-            ids = conversation_ids
-            if ids is None:
-                ids = list(
-                    Message.objects.filter(
-                        conversation__classroom_id=classroom_id, sender=Message.Sender.TUTOR,
-                        status__in=PENDING_STATUSES,
-                    ).values_list("conversation_id", flat=True).distinct()
-                )
-            events.waits_changed(ids)
+            # Worked out once here for the whole class, not once per waiting socket.
+            events.waits_changed(class_wait_estimates(classroom_id, conversation_ids))
         except Exception:  # an estimate is a courtesy; the next change sends it again
             log.exception("could not send wait estimates for class %s", classroom_id)
+        finally:
+            if conversation_ids is None:
+                close_old_connections()  # the timer's thread
 
-    transaction.on_commit(send)
+    def send_soon():
+        with _wait_nudge_lock:
+            if classroom_id in _wait_nudge_due:
+                return  # one is already due; it will read the queue as it is then
+            timer = threading.Timer(WAIT_NUDGE_SECONDS, send)
+            timer.daemon = True
+            _wait_nudge_due[classroom_id] = timer
+        timer.start()
+
+    transaction.on_commit(send if conversation_ids is not None else send_soon)
 
 
 def conversation_start(*, student: User, classroom: Classroom, title: str = "") -> Conversation:

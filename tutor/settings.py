@@ -94,7 +94,12 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tutor.sqlite3'}"), conn_max_age=60, conn_health_checks=True
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tutor.sqlite3'}"),
+        # 0: each request, task and socket call closes its connection. The worker's task
+        # threads and the servers' threads would otherwise each hold one, past PostgreSQL's
+        # 100 (measured with bench/load.py). Put pgbouncer in front to reuse them.
+        conn_max_age=int(env("DATABASE_CONN_MAX_AGE", "0")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from classrooms.selectors import classroom_for_student, classrooms_of_student, classrooms_reviewed_by
 from tutor import selectors, services
+from tutor.models import Message
 
 
 @login_required
@@ -104,7 +105,12 @@ def _review_answer(request: HttpRequest, reply, error: services.TutorError | Non
     elif not wants_json:
         flash.success(request, _("Done."))
     if wants_json:
-        return JsonResponse({"reply": selectors.reviewer_view(reply, viewer=request.user)})
+        if reply.status in (Message.Status.APPROVED, Message.Status.REJECTED):
+            # Decided: the card only has to go; spare the queue's busiest request the full view.
+            payload = {"id": reply.id, "status": reply.status, "decision": reply.decision, "decided": True}
+        else:
+            payload = selectors.reviewer_view(reply, viewer=request.user)
+        return JsonResponse({"reply": payload})
     return redirect("review_queue")
 
 

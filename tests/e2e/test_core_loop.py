@@ -4,6 +4,9 @@ the teacher's edit and approval, and exactly the final text on the student's soc
 
 import asyncio
 import json
+import re
+import time
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -46,6 +49,7 @@ async def test_question_to_approved_answer_with_the_real_model(real_worker, stud
     await next_frame(review, lambda f: f["type"] == "queue")
     chat = await socket(f"/ws/chat/{conversation.id}/", student)
     assert (await chat.connect())[0]
+    asked = time.monotonic()
     await chat.send_json_to({"type": "ask", "text": "How do I add 1/2 and 1/3?", "client_id": "q1"})
     frame, _ = await next_frame(chat, lambda f: f["type"] == "messages" and f["messages"])
     assert [m["state"] for m in frame["messages"]] == ["sent", "reviewing"]
@@ -54,6 +58,8 @@ async def test_question_to_approved_answer_with_the_real_model(real_worker, stud
     frame, seen = await next_frame(
         review, lambda f: f["type"] == "reply" and f["reply"]["status"] == "awaiting_review", timeout=300
     )
+    drafted_s = time.monotonic() - asked
+    first_progress = next((f for f in seen if f["type"] == "progress"), None)
     draft = frame["reply"]["draft"]
     assert len(draft.split()) >= 3
     assert any(f["type"] == "progress" for f in seen), "tokens stream to the teacher while the model writes"
@@ -79,3 +85,18 @@ async def test_question_to_approved_answer_with_the_real_model(real_worker, stud
     assert draft not in json.dumps(seen) or draft in final
     await chat.disconnect()
     await review.disconnect()
+    record_figures(real_worker, drafted_s, draft, first_progress is not None)
+
+
+def record_figures(worker, drafted_s: float, draft: str, streamed: bool) -> None:
+    """The core loop's figures on this machine, kept with the test's artifacts."""
+    status = Path(f"/proc/{worker.popen.pid}/status").read_text()
+    rss_mb = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+    ready = re.search(r"ready in ([\d.]+) s", worker.output())
+    figures = {"question_to_finished_draft_s": round(drafted_s, 2), "draft_words": len(draft.split()),
+               "worker_model_load_s": float(ready.group(1)) if ready else None, "worker_rss_mb": round(rss_mb),
+               "streamed": streamed}
+    out = Path(__file__).resolve().parents[2] / "test-artifacts"
+    out.mkdir(exist_ok=True)
+    (out / "core_loop_figures.json").write_text(json.dumps(figures, indent=1))
+    print("core loop figures:", figures)

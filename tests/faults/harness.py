@@ -56,8 +56,8 @@ class LiveSocket:
                         with self._lock:
                             self.frames.append(frame)
                         self.on_frame(frame)
-            except (ConnectionClosed, OSError, TimeoutError) as exc:
-                self.closes.append(getattr(getattr(exc, "rcvd", None), "code", None))
+            except Exception as exc:  # closed, refused, or answered 500 while Redis was down: retry
+                self.closes.append(getattr(getattr(exc, "rcvd", None), "code", None) or type(exc).__name__)
             self._ws = None
             if self._stop.is_set():
                 return

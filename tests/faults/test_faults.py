@@ -99,7 +99,8 @@ def test_a_restarted_redis_loses_nothing(student, classmate, teacher, classroom,
         time.sleep(1)
         redis.start()
 
-        wait_until(lambda: all(c.reconnects >= 1 for c in chats + [review]), what="sockets to reconnect")
+        # Each socket either reconnects by itself or, left open by the server, is put back in
+        # its groups (tutor/redis_watch.py): either way, what follows must reach it.
         wait_until(lambda: Message.objects.filter(status="awaiting_review").count() == 4, timeout=90,
                    what="drafts of the questions asked during the restart")
         for reply in Message.objects.filter(status="awaiting_review"):

@@ -4,12 +4,24 @@ The `threads` pool: one process keeps one copy of the model, and its task thread
 their drafts to the engine's decoding thread, which batches them (see inference/tasks.py
 for why not prefork). Concurrency matches the engine's batch size so that a whole class
 can be drafted at once.
+
+The command supervises the Celery process and starts it again when it dies: Celery 5.7
+can exit on its own ("Unrecoverable error") when Redis restarts while it restores
+unacknowledged messages (seen in tests/faults). A worker whose model is missing exits
+with MODEL_MISSING and is not restarted.
 """
+
+import signal
+import subprocess
+import sys
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from tutor.celery import app
+
+MODEL_MISSING = 3
 
 
 class Command(BaseCommand):
@@ -18,8 +30,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--beat", action="store_true", help="Also run the periodic tasks (one worker only).")
         parser.add_argument("--loglevel", default="INFO")
+        parser.add_argument("--once", action="store_true", help="Run Celery in this process, unsupervised.")
 
     def handle(self, *args, **options):
+        if options["once"]:
+            return self.run_celery(options)
+        return self.supervise(options)
+
+    def run_celery(self, options):
         argv = [
             "worker",
             "--pool=threads",
@@ -32,3 +50,28 @@ class Command(BaseCommand):
         if options["beat"]:
             argv.append("--beat")
         app.worker_main(argv)
+
+    def supervise(self, options):
+        command = [sys.executable, sys.argv[0], "worker", "--once", f"--loglevel={options['loglevel']}"]
+        if options["beat"]:
+            command.append("--beat")
+        stopping = False
+        child = None
+
+        def forward(signum, frame):
+            nonlocal stopping
+            stopping = True
+            if child is not None and child.poll() is None:
+                child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        while True:
+            child = subprocess.Popen(command)
+            code = child.wait()
+            if stopping or code == 0:
+                return
+            if code == MODEL_MISSING:
+                sys.exit(MODEL_MISSING)
+            self.stderr.write(f"The drafting worker stopped (exit {code}); starting it again in 2 s.")
+            time.sleep(2)
