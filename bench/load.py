@@ -21,7 +21,6 @@ import json
 import os
 import random
 import secrets
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -49,9 +48,8 @@ def setup_django(redis_url: str):
     import django
 
     django.setup()
-    from django.core.management import call_command
-
     import psycopg
+    from django.core.management import call_command
 
     admin_url = DB_URL.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:

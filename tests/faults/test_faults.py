@@ -61,7 +61,7 @@ def test_drafts_survive_workers_killed_mid_generation(student, classmate, classr
         conversation = services.conversation_start(student=student if i % 2 else classmate, classroom=classroom)
         question, _ = services.question_ask(conversation=conversation, text=f"{i}: {LONG_QUESTION}")
         questions.append(question)
-        wait_until(lambda: status_of(question.reply.pk) == "drafting", what="drafting to start")
+        wait_until(lambda q=question: status_of(q.reply.pk) == "drafting", what="drafting to start")
         time.sleep(0.3)  # some tokens in
         worker.kill()  # SIGKILL: no goodbye, the task stays unacknowledged
         assert status_of(question.reply.pk) == "drafting"
@@ -106,9 +106,9 @@ def test_a_restarted_redis_loses_nothing(student, classmate, teacher, classroom,
         for reply in Message.objects.filter(status="awaiting_review"):
             status, body = teacher_http.request("POST", f"/review/{reply.id}/approve/", {"text": f"final {reply.id}"})
             assert status == 200, body
-        for chat, conversation in zip(chats, conversations):
+        for chat, conversation in zip(chats, conversations, strict=True):
             expected = {f"final {r.id}" for r in Message.objects.filter(conversation=conversation, sender="tutor")}
-            wait_until(lambda: set(chat.answered_texts()) == expected, timeout=30,
+            wait_until(lambda c=chat, e=expected: set(c.answered_texts()) == e, timeout=30,
                        what="approved replies to reach the student")
             assert Message.objects.filter(conversation=conversation, sender="student").count() == 2
         print(f"\nredis restart: reconnects {[c.reconnects for c in chats]} + teacher {review.reconnects}; "

@@ -136,7 +136,7 @@ class ReviewLoop(RuleBasedStateMachine):
 
     def check(self, who, seen: str):
         assert "FAILURE-SECRET" not in seen
-        for reply_id, drafts in self.secret.items():
+        for drafts in self.secret.values():
             for text in drafts:
                 if text not in self.allowed[who]:
                     assert text not in seen, f"unapproved draft {text} reached student {who}"
