@@ -22,8 +22,10 @@ class DraftJob:
     """One reply to draft.
 
     messages: chat turns, [{"role": "system" | "user" | "assistant", "content": str}].
-    on_text: called with the whole text so far as tokens arrive (from the engine's thread).
-    should_stop: polled between decoding steps; True cancels the job and frees its slot.
+    on_text: called with the whole text so far as tokens arrive, in the caller's thread
+        (a slow callback never stalls the batch).
+    should_stop: polled, also in the caller's thread, while the job runs; True cancels it
+        at the next decoding step and frees its slot.
     fairness_key: jobs sharing a key (one student) are admitted one at a time when others wait.
     """
 
