@@ -37,24 +37,6 @@ def classrooms_taught_by(user: User) -> QuerySet[Classroom]:
     ).order_by("name")
 
 
-def is_student_of(user: User, classroom_id: int) -> bool:
-    return (
-        user.is_authenticated
-        and user.is_active
-        and Membership.objects.filter(
-            user=user, classroom_id=classroom_id, role=Membership.Role.STUDENT, classroom__archived=False
-        ).exists()
-    )
-
-
-def may_review(user: User, classroom_id: int) -> bool:
-    return (
-        user.is_authenticated
-        and user.is_active
-        and Membership.objects.filter(
-            user=user, classroom_id=classroom_id, role__in=REVIEW_ROLES, classroom__archived=False
-        ).exists()
-    )
 
 
 def classroom_for_student(user: User, classroom_id: int) -> Classroom:

@@ -16,7 +16,7 @@ import threading
 import time
 
 from celery import shared_task
-from celery.signals import worker_init, worker_shutdown
+from celery.signals import worker_init
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.utils.translation import gettext_noop  # stored in English, shown translated
@@ -49,10 +49,6 @@ def load_model_before_taking_tasks(**kwargs):
     if settings.TUTOR_GROUP_SIMILARITY > 0:
         similarity.start_loading()  # in the background: drafts need not wait for it
 
-
-@worker_shutdown.connect
-def _stop_heartbeat(**kwargs):
-    _drafting.clear()
 
 
 def _heartbeat_loop():

@@ -92,21 +92,6 @@ def conversation_for_student(user: User, conversation_id: int) -> Conversation:
     return conversation
 
 
-def conversation_for_reviewer(user: User, conversation_id: int) -> Conversation:
-    conversation = (
-        Conversation.objects.select_related("classroom", "student")
-        .filter(
-            pk=conversation_id,
-            classroom__archived=False,
-            classroom__memberships__user=user,
-            classroom__memberships__role__in=REVIEW_ROLES,
-        )
-        .first()
-    )
-    if conversation is None or not user.is_active:
-        raise Http404
-    return conversation
-
 
 def messages_for_student(conversation: Conversation, since_version: int = 0) -> list[dict]:
     messages = conversation.messages.filter(version__gt=since_version).order_by("created_at", "id")
