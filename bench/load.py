@@ -42,9 +42,16 @@ def percentile(values, q):
 
 
 def setup_django(redis_url: str):
-    os.environ.update({"DATABASE_URL": DB_URL, "REDIS_URL": redis_url, "CHANNELS_PREFIX": "bench",
-                       "CELERY_QUEUE": "bench", "DJANGO_SETTINGS_MODULE": "tutor.settings",
-                       "TUTOR_VAR_DIR": str(ROOT / "var" / "bench")})
+    os.environ.update(
+        {
+            "DATABASE_URL": DB_URL,
+            "REDIS_URL": redis_url,
+            "CHANNELS_PREFIX": "bench",
+            "CELERY_QUEUE": "bench",
+            "DJANGO_SETTINGS_MODULE": "tutor.settings",
+            "TUTOR_VAR_DIR": str(ROOT / "var" / "bench"),
+        }
+    )
     import django
 
     django.setup()
@@ -131,8 +138,9 @@ class Student:
         delay = 0.2
         while not stop.is_set():
             try:
-                async with websockets.connect(self.url, additional_headers=self.headers, open_timeout=20,
-                                              max_queue=None, compression=None) as ws:
+                async with websockets.connect(
+                    self.url, additional_headers=self.headers, open_timeout=20, max_queue=None, compression=None
+                ) as ws:
                     delay = 0.2
                     await ws.send(json.dumps({"type": "sync", "since": self.version}))
                     self.ready.set()
@@ -162,10 +170,13 @@ async def post(port: int, path: str, cookie: str, fields: str) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     body = fields.encode()
     writer.write(
-        (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}; csrftoken={token}\r\n"
-         f"X-CSRFToken: {token}\r\nOrigin: http://127.0.0.1:{port}\r\nAccept: application/json\r\n"
-         f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
-         f"Connection: close\r\n\r\n").encode() + body
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}; csrftoken={token}\r\n"
+            f"X-CSRFToken: {token}\r\nOrigin: http://127.0.0.1:{port}\r\nAccept: application/json\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n"
+        ).encode()
+        + body
     )
     await writer.drain()
     status_line = await reader.readline()
@@ -179,13 +190,14 @@ async def approve_burst(replies, teacher_cookie, server_port_for, rate: float, s
     burst = 10
     for start in range(0, len(replies), burst):
         tick = time.perf_counter()
-        chunk = replies[start:start + burst]
+        chunk = replies[start : start + burst]
 
         async def one(reply):
             reply_id, _, room_id = reply
             sent_at[reply_id] = time.time()
-            status = await post(server_port_for(reply), f"/review/{reply_id}/approve/", teacher_cookie[room_id],
-                                "text=approved")
+            status = await post(
+                server_port_for(reply), f"/review/{reply_id}/approve/", teacher_cookie[room_id], "text=approved"
+            )
             POST_MS.append((time.time() - sent_at[reply_id]) * 1000)
             if status != 200:
                 sent_at.pop(reply_id, None)
@@ -223,8 +235,11 @@ def reviewed_at(reply_ids):
     from tutor.models import Message
 
     close_old_connections()
-    return {pk: at.timestamp() for pk, at in Message.objects.filter(pk__in=reply_ids).values_list("id", "reviewed_at")
-            if at is not None}
+    return {
+        pk: at.timestamp()
+        for pk, at in Message.objects.filter(pk__in=reply_ids).values_list("id", "reviewed_at")
+        if at is not None
+    }
 
 
 async def main_async(args, ports, people, teachers, redis):
@@ -256,16 +271,30 @@ async def main_async(args, ports, people, teachers, redis):
         replies = await asyncio.to_thread(pending_replies_for, chosen)
         await asyncio.sleep(1.0)  # let the "asked" nudges pass
         latencies, from_click, lost = await measure(
-            students, replies, teacher_cookie, lambda r: ports[1] if server_of[r[1]] == ports[0] else ports[0],
-            args.rate)
-        step = {"sockets": size, "approvals": len(replies), "lost": len(lost), "p50_ms": percentile(latencies, 50),
-                "p95_ms": percentile(latencies, 95), "p99_ms": percentile(latencies, 99),
-                "from_click_p50_ms": percentile(from_click, 50), "from_click_p95_ms": percentile(from_click, 95)}
+            students,
+            replies,
+            teacher_cookie,
+            lambda r: ports[1] if server_of[r[1]] == ports[0] else ports[0],
+            args.rate,
+        )
+        step = {
+            "sockets": size,
+            "approvals": len(replies),
+            "lost": len(lost),
+            "p50_ms": percentile(latencies, 50),
+            "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99),
+            "from_click_p50_ms": percentile(from_click, 50),
+            "from_click_p95_ms": percentile(from_click, 95),
+        }
         results["steps"].append(step)
-        print(f"{size:5d} sockets: {len(replies)} approvals at {args.rate}/s, lost {len(lost)}, "
-              f"approval -> student socket p50 {step['p50_ms']} ms, p95 {step['p95_ms']} ms, p99 {step['p99_ms']} ms; "
-              f"from the teacher's click p50 {step['from_click_p50_ms']} ms, p95 {step['from_click_p95_ms']} ms "
-              f"(the approval request itself p95 {percentile(POST_MS, 95)} ms)", flush=True)
+        print(
+            f"{size:5d} sockets: {len(replies)} approvals at {args.rate}/s, lost {len(lost)}, "
+            f"approval -> student socket p50 {step['p50_ms']} ms, p95 {step['p95_ms']} ms, p99 {step['p99_ms']} ms; "
+            f"from the teacher's click p50 {step['from_click_p50_ms']} ms, p95 {step['from_click_p95_ms']} ms "
+            f"(the approval request itself p95 {percentile(POST_MS, 95)} ms)",
+            flush=True,
+        )
         step["approve_request_p95_ms"] = percentile(POST_MS, 95)
         POST_MS.clear()
 
@@ -278,17 +307,29 @@ async def main_async(args, ports, people, teachers, redis):
     await asyncio.wait_for(asyncio.gather(*(s.ready.wait() for s in students)), 120)
     reconnected_s = time.perf_counter() - t_restart
     reconnects = sum(s.reconnects for s in students) - before
-    chosen = random.sample(people[:len(students)], min(args.approvals, len(students)))
+    chosen = random.sample(people[: len(students)], min(args.approvals, len(students)))
     replies = await asyncio.to_thread(pending_replies_for, chosen)
     await asyncio.sleep(1.0)
-    latencies, _, lost = await measure(students, replies, teacher_cookie,
-                                       lambda r: ports[1] if server_of[r[1]] == ports[0] else ports[0], args.rate,
-                                       settle=15)
-    results["redis_restart"] = {"reconnects": reconnects, "all_reconnected_s": round(reconnected_s, 2),
-                                "approvals_after": len(replies), "lost_after": len(lost),
-                                "p95_ms_after": percentile(latencies, 95)}
-    print(f"redis restart: {reconnects} reconnects, all sockets back in {reconnected_s:.1f} s; then "
-          f"{len(replies)} approvals, lost {len(lost)}", flush=True)
+    latencies, _, lost = await measure(
+        students,
+        replies,
+        teacher_cookie,
+        lambda r: ports[1] if server_of[r[1]] == ports[0] else ports[0],
+        args.rate,
+        settle=15,
+    )
+    results["redis_restart"] = {
+        "reconnects": reconnects,
+        "all_reconnected_s": round(reconnected_s, 2),
+        "approvals_after": len(replies),
+        "lost_after": len(lost),
+        "p95_ms_after": percentile(latencies, 95),
+    }
+    print(
+        f"redis restart: {reconnects} reconnects, all sockets back in {reconnected_s:.1f} s; then "
+        f"{len(replies)} approvals, lost {len(lost)}",
+        flush=True,
+    )
     stop.set()
     for task in tasks:
         task.cancel()
@@ -323,13 +364,37 @@ def main():
     ports = [free_port(), free_port()]
     try:
         for n, port in enumerate(ports):
-            procs.append(Proc(f"bench-server-{n}", [sys.executable, "-m", "uvicorn", "tutor.asgi:application",
-                                                    "--port", str(port), "--ws-per-message-deflate", "false",
-                                                    "--no-access-log", "--log-level", "warning"],
-                              env, ready="", timeout=5))
+            procs.append(
+                Proc(
+                    f"bench-server-{n}",
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "tutor.asgi:application",
+                        "--port",
+                        str(port),
+                        "--ws-per-message-deflate",
+                        "false",
+                        "--no-access-log",
+                        "--log-level",
+                        "warning",
+                    ],
+                    env,
+                    ready="",
+                    timeout=5,
+                )
+            )
         for n in range(2):
-            procs.append(Proc(f"bench-worker-{n}", [sys.executable, "manage.py", "worker", "--loglevel=WARNING"],
-                              env, ready="ready", timeout=60))
+            procs.append(
+                Proc(
+                    f"bench-worker-{n}",
+                    [sys.executable, "manage.py", "worker", "--loglevel=WARNING"],
+                    env,
+                    ready="ready",
+                    timeout=60,
+                )
+            )
         time.sleep(2)
         started = time.perf_counter()
         results = asyncio.run(main_async(args, ports, people, teachers, redis))
@@ -341,16 +406,24 @@ def main():
     over = [s["sockets"] for s in steps if s["p95_ms"] is not None and s["p95_ms"] > 50]
     at_500 = next((s for s in steps if s["sockets"] == 500), steps[-1])
     summary = {
-        "students": args.students, "servers": 2, "workers": 2, "approval_rate_per_s": args.rate,
-        "p50_ms": at_500["p50_ms"], "p95_ms": at_500["p95_ms"], "p99_ms": at_500["p99_ms"],
+        "students": args.students,
+        "servers": 2,
+        "workers": 2,
+        "approval_rate_per_s": args.rate,
+        "p50_ms": at_500["p50_ms"],
+        "p95_ms": at_500["p95_ms"],
+        "p99_ms": at_500["p99_ms"],
         "lost": sum(s["lost"] for s in steps) + results["redis_restart"]["lost_after"],
         "p95_passes_50ms_at_sockets": over[0] if over else None,
-        "redis_restart": results["redis_restart"], "steps": steps,
+        "redis_restart": results["redis_restart"],
+        "steps": steps,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    print("measured: the approval's commit (reviewed_at, server clock) -> 'answered' frame on the student's socket "
-          "(same machine, wall clock); 'from_click' adds the teacher's HTTP request through the other server; bursts "
-          "of 10; 2 uvicorn + 2 workers (stub engine) + 1 Redis + PostgreSQL + this client, all on this 2-core machine")
+    print(
+        "measured: the approval's commit (reviewed_at, server clock) -> 'answered' frame on the student's socket "
+        "(same machine, wall clock); 'from_click' adds the teacher's HTTP request through the other server; bursts "
+        "of 10; 2 uvicorn + 2 workers (stub engine) + 1 Redis + PostgreSQL + this client, all on this 2-core machine"
+    )
     print(json.dumps(summary))
 
 

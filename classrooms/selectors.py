@@ -37,8 +37,6 @@ def classrooms_taught_by(user: User) -> QuerySet[Classroom]:
     ).order_by("name")
 
 
-
-
 def classroom_for_student(user: User, classroom_id: int) -> Classroom:
     """The class, if this person is its student; 404 otherwise (missing and forbidden look alike)."""
     classroom = classrooms_of_student(user).filter(pk=classroom_id).first()

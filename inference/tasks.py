@@ -50,7 +50,6 @@ def load_model_before_taking_tasks(**kwargs):
         similarity.start_loading()  # in the background: drafts need not wait for it
 
 
-
 def _heartbeat_loop():
     """Tell the database, every few seconds, which drafts this worker is alive for."""
     while True:
@@ -84,9 +83,15 @@ def _stop_checker(reply_id: int, attempt: int):
 
 
 @shared_task(
-    name="inference.draft_reply", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+    name="inference.draft_reply",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
     # The database restarting: try again shortly (the claim below is idempotent).
-    autoretry_for=(DatabaseError,), retry_backoff=1, retry_backoff_max=30, max_retries=20,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=1,
+    retry_backoff_max=30,
+    max_retries=20,
 )
 def draft_reply(reply_id: int, attempt: int) -> str:
     close_old_connections()
@@ -118,7 +123,9 @@ def draft_reply(reply_id: int, attempt: int) -> str:
         if draft.cancelled:
             return "cancelled"
         if not draft.text.strip():
-            services.draft_fail(reply_id=reply_id, attempt=attempt, reason=gettext_noop("The model returned an empty draft."))
+            services.draft_fail(
+                reply_id=reply_id, attempt=attempt, reason=gettext_noop("The model returned an empty draft.")
+            )
             return "empty"
         text, trimmed = trim_to_words(draft.text, max_words)
         services.draft_finish(
@@ -126,8 +133,13 @@ def draft_reply(reply_id: int, attempt: int) -> str:
             attempt=attempt,
             text=text,
             model_name=draft.model_name,
-            generation_settings=draft.settings | {"prompt_tokens": draft.prompt_tokens, "new_tokens": draft.new_tokens,
-                                                  "seconds": round(draft.seconds, 3), "trimmed": trimmed},
+            generation_settings=draft.settings
+            | {
+                "prompt_tokens": draft.prompt_tokens,
+                "new_tokens": draft.new_tokens,
+                "seconds": round(draft.seconds, 3),
+                "trimmed": trimmed,
+            },
             mean_token_prob=draft.mean_token_prob,
         )
         return "drafted"
@@ -158,7 +170,10 @@ def _join_alike(reply, attempt: int) -> bool:
             embedder = None
     try:
         lead = services.reply_group_alike(
-            reply_id=reply.pk, attempt=attempt, vector=vector, threshold=settings.TUTOR_GROUP_SIMILARITY,
+            reply_id=reply.pk,
+            attempt=attempt,
+            vector=vector,
+            threshold=settings.TUTOR_GROUP_SIMILARITY,
             embed=embedder.embed if embedder is not None else None,
         )
     except DatabaseError:

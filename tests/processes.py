@@ -34,8 +34,9 @@ class Proc:
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log_path = LOGS / f"{name}.log"
         self.log = open(self.log_path, "w")
-        self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if ready in self.log_path.read_text(errors="replace"):
@@ -85,8 +86,19 @@ def free_port() -> int:
 
 def start_server(name: str = "server", port: int | None = None, **env: str) -> tuple[Proc, int]:
     port = port or free_port()
-    args = [sys.executable, "-m", "uvicorn", "tutor.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-            "--ws-per-message-deflate", "false", "--no-access-log"]
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tutor.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ws-per-message-deflate",
+        "false",
+        "--no-access-log",
+    ]
     return Proc(name, args, process_env(**env), ready="Uvicorn running", timeout=60), port
 
 
@@ -107,20 +119,42 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        subprocess.run([str(self.bin / "redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-                        "--save", "", "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "yes",
-                        "--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log")], check=True)
+        subprocess.run(
+            [
+                str(self.bin / "redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--daemonize",
+                "yes",
+                "--maxmemory-policy",
+                "noeviction",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
+            check=True,
+        )
         self._wait(up=True)
 
     def stop(self) -> None:
-        subprocess.run([str(self.bin / "redis-cli"), "-p", str(self.port), "shutdown", "nosave"],
-                       capture_output=True)
+        subprocess.run([str(self.bin / "redis-cli"), "-p", str(self.port), "shutdown", "nosave"], capture_output=True)
         self._wait(up=False)
 
     def _wait(self, up: bool) -> None:
         for _ in range(100):
-            answered = subprocess.run([str(self.bin / "redis-cli"), "-p", str(self.port), "ping"],
-                                      capture_output=True, text=True).stdout.strip() == "PONG"
+            answered = (
+                subprocess.run(
+                    [str(self.bin / "redis-cli"), "-p", str(self.port), "ping"], capture_output=True, text=True
+                ).stdout.strip()
+                == "PONG"
+            )
             if answered == up:
                 return
             time.sleep(0.05)
@@ -142,12 +176,20 @@ class HttpSession:
         if method == "POST" and not self.csrf:
             self.request("GET", "/review/")  # any page with a form sets the CSRF cookie
         connection = self._http.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"Cookie": f"{self.cookie}; csrftoken={self.csrf}" if self.csrf else self.cookie,
-                   "Accept": "application/json", "Host": f"127.0.0.1:{self.port}"}
+        headers = {
+            "Cookie": f"{self.cookie}; csrftoken={self.csrf}" if self.csrf else self.cookie,
+            "Accept": "application/json",
+            "Host": f"127.0.0.1:{self.port}",
+        }
         body = None
         if method == "POST":
-            headers.update({"X-CSRFToken": self.csrf, "Content-Type": "application/x-www-form-urlencoded",
-                            "Origin": f"http://127.0.0.1:{self.port}"})
+            headers.update(
+                {
+                    "X-CSRFToken": self.csrf,
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Origin": f"http://127.0.0.1:{self.port}",
+                }
+            )
             body = urlencode(fields or {})
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()

@@ -78,8 +78,9 @@ class JsonSocket(AsyncWebsocketConsumer):
         except DatabaseError:
             # The database is restarting: nothing was saved; the page sends it again.
             log.warning("database unavailable for a %s frame", frame["type"])
-            await self.send_error("unavailable", _("The server is busy for a moment; trying again."),
-                                  client_id=frame.get("client_id", ""))
+            await self.send_error(
+                "unavailable", _("The server is busy for a moment; trying again."), client_id=frame.get("client_id", "")
+            )
 
     async def send_json(self, payload: dict):
         await self.send(text_data=json.dumps(payload))

@@ -93,15 +93,19 @@ def send(group: str, message: dict, wait: bool = False) -> None:
 
 # Message shapes. "type" names the consumer method that handles it.
 
-def conversation_changed(conversation_id: int, *, since: int | None = None, version: int | None = None,
-                         messages: list[dict] | None = None) -> None:
+
+def conversation_changed(
+    conversation_id: int, *, since: int | None = None, version: int | None = None, messages: list[dict] | None = None
+) -> None:
     """What changed in a conversation after version `since`, as its student may see it.
 
     `messages` must come from tutor.selectors.student_view (the approval gate); without
     them the event is a bare nudge and the socket re-reads from the database.
     """
-    send(conversation_group(conversation_id),
-         {"type": "conversation.changed", "since": since, "version": version, "messages": messages})
+    send(
+        conversation_group(conversation_id),
+        {"type": "conversation.changed", "since": since, "version": version, "messages": messages},
+    )
 
 
 def waits_changed(estimates: dict[int, list[dict]]) -> None:

@@ -61,9 +61,7 @@ class Message(models.Model):
     client_id = models.CharField(max_length=64, blank=True)  # the browser's idempotency key
 
     # Tutor replies only.
-    in_reply_to = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply"
-    )
+    in_reply_to = models.OneToOneField("self", null=True, blank=True, on_delete=models.CASCADE, related_name="reply")
     status = models.CharField(max_length=20, choices=Status.choices, blank=True)
     draft_text = models.TextField(blank=True)  # the model's words; never shown to a student
     final_text = models.TextField(blank=True)  # what the student reads; set only by a teacher's decision
@@ -91,9 +89,7 @@ class Message(models.Model):
     # embedding, written by the worker. group_opt_out: a reviewer split it out of a group.
     question_key = models.CharField(max_length=200, blank=True)
     question_vector = models.JSONField(null=True, blank=True)
-    group = models.ForeignKey(
-        "QuestionGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
-    )
+    group = models.ForeignKey("QuestionGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
     group_opt_out = models.BooleanField(default=False)
 
     # Review: a reviewer who opens a draft holds it for a short lease, renewed while open.
@@ -121,7 +117,10 @@ class Message(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status in (
-            self.Status.QUEUED, self.Status.DRAFTING, self.Status.AWAITING_REVIEW, self.Status.FAILED,
+            self.Status.QUEUED,
+            self.Status.DRAFTING,
+            self.Status.AWAITING_REVIEW,
+            self.Status.FAILED,
             self.Status.GROUPED,
         )
 

@@ -40,9 +40,16 @@ def build_prompt(reply: Message, *, count_tokens: Callable[[list[dict]], int], m
     """
     conversation = reply.conversation
     question = reply.in_reply_to
-    system = {"role": "system", "content": tutor_instructions(conversation.classroom, instruction=reply.regenerate_instruction)}
+    system = {
+        "role": "system",
+        "content": tutor_instructions(conversation.classroom, instruction=reply.regenerate_instruction),
+    }
     turns: list[dict] = []
-    earlier = conversation.messages.filter(created_at__lte=question.created_at).exclude(pk=reply.pk).order_by("created_at", "id")
+    earlier = (
+        conversation.messages.filter(created_at__lte=question.created_at)
+        .exclude(pk=reply.pk)
+        .order_by("created_at", "id")
+    )
     if reply.question_key:
         earlier = earlier.filter(pk=question.pk)
     for message in earlier:

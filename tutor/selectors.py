@@ -92,7 +92,6 @@ def conversation_for_student(user: User, conversation_id: int) -> Conversation:
     return conversation
 
 
-
 def messages_for_student(conversation: Conversation, since_version: int = 0) -> list[dict]:
     messages = conversation.messages.filter(version__gt=since_version).order_by("created_at", "id")
     return [student_view(m) for m in messages]
@@ -162,8 +161,7 @@ def _group_view(reply: Message) -> dict | None:
         # Each member, for splitting one out or answering it apart (the lead first).
         "lead_id": lead_id,
         "members": [
-            {"reply_id": m.pk, "student": str(m.conversation.student), "question": m.in_reply_to.text}
-            for m in members
+            {"reply_id": m.pk, "student": str(m.conversation.student), "question": m.in_reply_to.text} for m in members
         ],
     }
 
@@ -193,7 +191,11 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "classroom_id": conversation.classroom_id,
         "conversation_id": conversation.id,
         "history": [
-            {"sender": m.sender, "text": student_visible_text(m) or "", "html": render_markdown(student_visible_text(m))}
+            {
+                "sender": m.sender,
+                "text": student_visible_text(m) or "",
+                "html": render_markdown(student_visible_text(m)),
+            }
             for m in earlier
             if student_visible_text(m) is not None
         ],
@@ -202,7 +204,9 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "reviewed_by": str(reply.reviewed_by) if reply.reviewed_by_id else "",
         "flags": triage.flag_views(
             triage.draft_flags(
-                draft=reply.draft_text, mean_token_prob=reply.mean_token_prob, distressed=reply.distressed,
+                draft=reply.draft_text,
+                mean_token_prob=reply.mean_token_prob,
+                distressed=reply.distressed,
                 max_words=conversation.classroom.max_reply_words,
             )
         ),
@@ -247,11 +251,13 @@ def queue_snapshot(classroom_id: int, now: datetime | None = None) -> QueueSnaps
     for unit in units:
         unit["open"] = bool(unit["claimed_by_id"] and unit["claimed_until"] and unit["claimed_until"] >= now)
     recent = tutor_replies.filter(reviewed_at__gte=now - WAIT_HISTORY).order_by("-reviewed_at")
-    review_samples = list(recent.filter(review_seconds__isnull=False).values_list("review_seconds", flat=True)
-                          [:RECENT_SAMPLES])
+    review_samples = list(
+        recent.filter(review_seconds__isnull=False).values_list("review_seconds", flat=True)[:RECENT_SAMPLES]
+    )
     reviewers = set(
-        recent.filter(reviewed_at__gte=now - ACTIVE_REVIEWER, review_seconds__isnull=False)
-        .values_list("reviewed_by_id", flat=True)[:200]
+        recent.filter(reviewed_at__gte=now - ACTIVE_REVIEWER, review_seconds__isnull=False).values_list(
+            "reviewed_by_id", flat=True
+        )[:200]
     )
     reviewers |= {u["claimed_by_id"] for u in units if u["open"]}
     reviewers.discard(None)
@@ -341,13 +347,15 @@ def queue_header(classrooms) -> list[dict]:
             conversation__classroom=classroom, sender=Message.Sender.TUTOR, status__in=PENDING_STATUSES
         )
         oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
-        rows.append({
-            "classroom_id": classroom.pk,
-            "classroom": classroom.name,
-            "pending_questions": pending.count(),
-            "pending_reviews": pending.filter(status__in=REVIEWABLE_STATUSES).count(),
-            "oldest_wait_s": round((now - oldest).total_seconds()) if oldest else 0,
-        })
+        rows.append(
+            {
+                "classroom_id": classroom.pk,
+                "classroom": classroom.name,
+                "pending_questions": pending.count(),
+                "pending_reviews": pending.filter(status__in=REVIEWABLE_STATUSES).count(),
+                "oldest_wait_s": round((now - oldest).total_seconds()) if oldest else 0,
+            }
+        )
     return rows
 
 
@@ -367,9 +375,13 @@ def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
     since = timezone.now() - timedelta(days=days)
     decided = list(
         Message.objects.filter(
-            conversation__classroom=classroom, sender=Message.Sender.TUTOR,
-            status__in=(Message.Status.APPROVED, Message.Status.REJECTED), reviewed_at__gte=since,
-        ).order_by("-reviewed_at").values("created_at", "reviewed_at", "review_seconds", "group_id")[:5000]
+            conversation__classroom=classroom,
+            sender=Message.Sender.TUTOR,
+            status__in=(Message.Status.APPROVED, Message.Status.REJECTED),
+            reviewed_at__gte=since,
+        )
+        .order_by("-reviewed_at")
+        .values("created_at", "reviewed_at", "review_seconds", "group_id")[:5000]
     )
     waits = [(d["reviewed_at"] - d["created_at"]).total_seconds() for d in decided]
     reviews = [d["review_seconds"] for d in decided if d["review_seconds"] is not None]

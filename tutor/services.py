@@ -68,8 +68,12 @@ def _send_draft_task(reply_id: int, attempt: int) -> None:
     from tutor.celery import app
 
     try:
-        app.send_task("inference.draft_reply", args=[reply_id, attempt], retry=True,
-                      retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+        app.send_task(
+            "inference.draft_reply",
+            args=[reply_id, attempt],
+            retry=True,
+            retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+        )
     except Exception:
         # The broker is down: the reply stays queued in the database and the
         # reconciler sends it again once the broker is back.
@@ -259,7 +263,9 @@ def _join_group(reply: Message, *, lead_id: int) -> QuestionGroup | None:
             Message.objects.filter(pk=lead.pk).update(group=group)
         # Conditional: a reviewer may have decided this reply (or regenerated it) meanwhile.
         joined = Message.objects.filter(
-            pk=reply.pk, draft_attempt=reply.draft_attempt, group__isnull=True,
+            pk=reply.pk,
+            draft_attempt=reply.draft_attempt,
+            group__isnull=True,
             status__in=(Message.Status.QUEUED, Message.Status.DRAFTING),
         ).update(status=Message.Status.GROUPED, group=group, draft_started_at=None, heartbeat_at=None)
         if not joined:
@@ -283,7 +289,11 @@ def _join_same_text(reply: Message) -> QuestionGroup | None:
 
 
 def reply_group_alike(
-    *, reply_id: int, attempt: int, vector: list[float] | None, threshold: float,
+    *,
+    reply_id: int,
+    attempt: int,
+    vector: list[float] | None,
+    threshold: float,
     embed: grouping.Embed | None = None,
 ) -> Message | None:
     """In the worker, before drafting: if a pending question of the class asks the same
@@ -312,8 +322,12 @@ def reply_group_alike(
             for m in messages.values()
         ]
         match, score = grouping.find_alike(
-            key=reply.question_key, text=reply.in_reply_to.text, vector=vector, candidates=candidates,
-            threshold=threshold, embed=embed,
+            key=reply.question_key,
+            text=reply.in_reply_to.text,
+            vector=vector,
+            candidates=candidates,
+            threshold=threshold,
+            embed=embed,
         )
         if match is None:
             return None
@@ -325,13 +339,14 @@ def reply_group_alike(
 
 # Drafting: called by the worker's task, which carries (reply_id, attempt).
 
+
 def draft_start(*, reply_id: int, attempt: int) -> Message | None:
     """Claim a queued reply for drafting. None if it is no longer owed (already drafted,
     decided, regenerated since): a redelivered task then does nothing."""
     now = timezone.now()
-    claimed = Message.objects.filter(
-        pk=reply_id, draft_attempt=attempt, status=Message.Status.QUEUED
-    ).update(status=Message.Status.DRAFTING, draft_started_at=now, heartbeat_at=now)
+    claimed = Message.objects.filter(pk=reply_id, draft_attempt=attempt, status=Message.Status.QUEUED).update(
+        status=Message.Status.DRAFTING, draft_started_at=now, heartbeat_at=now
+    )
     if not claimed:
         return None
     reply = Message.objects.select_related("conversation__classroom", "in_reply_to").get(pk=reply_id)
@@ -345,7 +360,12 @@ def draft_is_wanted(*, reply_id: int, attempt: int) -> bool:
 
 
 def draft_finish(
-    *, reply_id: int, attempt: int, text: str, model_name: str, generation_settings: dict,
+    *,
+    reply_id: int,
+    attempt: int,
+    text: str,
+    model_name: str,
+    generation_settings: dict,
     mean_token_prob: float | None = None,
 ) -> bool:
     """Save the finished draft for review. False if the reply moved on meanwhile."""
@@ -418,9 +438,11 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
                 count += 1
     # Members of a group whose lead is gone (its conversation deleted) or was decided
     # without them: each is drafted on its own.
-    orphans = Message.objects.filter(sender=Message.Sender.TUTOR, status=Message.Status.GROUPED).filter(
-        Q(group__isnull=True) | ~Q(group__lead__status__in=JOINABLE_LEAD_STATUSES)
-    ).select_related("conversation")
+    orphans = (
+        Message.objects.filter(sender=Message.Sender.TUTOR, status=Message.Status.GROUPED)
+        .filter(Q(group__isnull=True) | ~Q(group__lead__status__in=JOINABLE_LEAD_STATUSES))
+        .select_related("conversation")
+    )
     for reply in orphans:
         with transaction.atomic():
             moved = Message.objects.filter(
@@ -439,6 +461,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
 # Review: a teacher's decision. The conditional update on status decides races; a draft
 # that another reviewer has open (an unexpired claim) is theirs.
 
+
 def _claim_free(reviewer: User, now) -> Q:
     """Rows nobody else holds: no claim, this reviewer's own, or an expired one."""
     return Q(claimed_by__isnull=True) | Q(claimed_by=reviewer) | Q(claimed_until__lt=now)
@@ -449,8 +472,12 @@ def _refusal(reply_id: int, reviewer: User) -> ReviewConflict:
     reply = Message.objects.select_related("claimed_by").filter(pk=reply_id).first()
     now = timezone.now()
     if (
-        reply is not None and reply.is_pending and reply.claimed_by_id and reply.claimed_by_id != reviewer.pk
-        and reply.claimed_until and reply.claimed_until >= now
+        reply is not None
+        and reply.is_pending
+        and reply.claimed_by_id
+        and reply.claimed_by_id != reviewer.pk
+        and reply.claimed_until
+        and reply.claimed_until >= now
     ):
         who = str(reply.claimed_by)
         return ClaimConflict(
@@ -481,14 +508,22 @@ def _decide(reply: Message, reviewer: User, *, status: str, decision: str, final
             seconds = (now - opened["review_opened_at"]).total_seconds()
             review_seconds = round(seconds, 3) if 0 <= seconds <= 3600 else None
         changes = {
-            "status": status, "decision": decision, "final_text": final_text, "reviewed_by": reviewer,
-            "reviewed_at": now, "claimed_by": None, "claimed_until": None, "review_seconds": review_seconds,
+            "status": status,
+            "decision": decision,
+            "final_text": final_text,
+            "reviewed_by": reviewer,
+            "reviewed_at": now,
+            "claimed_by": None,
+            "claimed_until": None,
+            "review_seconds": review_seconds,
         }
         if opened and opened["status"] == Message.Status.GROUPED:
             changes.update(group=None, group_opt_out=True)  # one member answered on its own
         changes["version"] = _next_version(reply.conversation_id)
-        won = Message.objects.filter(pk=reply.pk, status__in=decidable).filter(_claim_free(reviewer, now)).update(
-            **changes
+        won = (
+            Message.objects.filter(pk=reply.pk, status__in=decidable)
+            .filter(_claim_free(reviewer, now))
+            .update(**changes)
         )
         if not won:
             raise _refusal(reply.pk, reviewer)
@@ -498,20 +533,32 @@ def _decide(reply: Message, reviewer: User, *, status: str, decision: str, final
         details = {"classroom": classroom.id}
         if group is not None:
             details["group"] = group.pk
-        audit_record(actor=reviewer, action=f"review.{decision}", school=classroom.school,
-                     target=f"reply {reply.pk}", details=details)
+        audit_record(
+            actor=reviewer,
+            action=f"review.{decision}",
+            school=classroom.school,
+            target=f"reply {reply.pk}",
+            details=details,
+        )
         _after_commit_notify(reply)
         if group is not None:
             members = Message.objects.filter(group=group, status=Message.Status.GROUPED).select_related("conversation")
             for member in members:
                 done = Message.objects.filter(pk=member.pk, group=group, status=Message.Status.GROUPED).update(
-                    status=status, decision=decision, final_text=final_text, draft_text=reply.draft_text,
-                    model_name=reply.model_name, reviewed_by=reviewer, reviewed_at=now,
+                    status=status,
+                    decision=decision,
+                    final_text=final_text,
+                    draft_text=reply.draft_text,
+                    model_name=reply.model_name,
+                    reviewed_by=reviewer,
+                    reviewed_at=now,
                     version=_next_version(member.conversation_id),
                 )
                 if done:
                     audit_record(
-                        actor=reviewer, action=f"review.{decision}", school=classroom.school,
+                        actor=reviewer,
+                        action=f"review.{decision}",
+                        school=classroom.school,
                         target=f"reply {member.pk}",
                         details={"classroom": classroom.id, "group": group.pk, "lead": reply.pk},
                     )
@@ -537,8 +584,13 @@ def _take_group_draft(member: Message) -> Message:
     if lead is None or lead.status != Message.Status.AWAITING_REVIEW:
         raise ReviewConflict(_("The group's draft is not ready yet."))
     moved = Message.objects.filter(pk=member.pk, status=Message.Status.GROUPED, group_id=member.group_id).update(
-        status=Message.Status.AWAITING_REVIEW, draft_text=lead.draft_text, model_name=lead.model_name,
-        mean_token_prob=lead.mean_token_prob, drafted_at=lead.drafted_at, group=None, group_opt_out=True,
+        status=Message.Status.AWAITING_REVIEW,
+        draft_text=lead.draft_text,
+        model_name=lead.model_name,
+        mean_token_prob=lead.mean_token_prob,
+        drafted_at=lead.drafted_at,
+        group=None,
+        group_opt_out=True,
     )
     if not moved:
         raise ReviewConflict(_already_decided_message(member.pk))
@@ -616,8 +668,11 @@ def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -
             raise ReviewConflict(_already_decided_message(reply.pk))
         current.refresh_from_db()
         audit_record(
-            actor=reviewer, action="review.regenerate", school=reply.conversation.classroom.school,
-            target=f"reply {reply.pk}", details={"instruction": instruction},
+            actor=reviewer,
+            action="review.regenerate",
+            school=reply.conversation.classroom.school,
+            target=f"reply {reply.pk}",
+            details={"instruction": instruction},
         )
         _after_commit_enqueue_draft(current)
         _after_commit_notify(current, student=False)
@@ -627,8 +682,12 @@ def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -
 def _requeue_member(member: Message, *, instruction: str = "") -> bool:
     """A member leaves its group to be drafted on its own (never grouped again)."""
     moved = Message.objects.filter(pk=member.pk, status=Message.Status.GROUPED).update(
-        status=Message.Status.QUEUED, group=None, group_opt_out=True, draft_attempt=F("draft_attempt") + 1,
-        queued_at=timezone.now(), regenerate_instruction=instruction,
+        status=Message.Status.QUEUED,
+        group=None,
+        group_opt_out=True,
+        draft_attempt=F("draft_attempt") + 1,
+        queued_at=timezone.now(),
+        regenerate_instruction=instruction,
     )
     if moved:
         member.refresh_from_db()
@@ -643,9 +702,7 @@ def reply_split(*, reply: Message, reviewer: User, instruction: str = "") -> Mes
     its draft. Returns the reply as it is now."""
     instruction = (instruction or "").strip()[:200]
     with transaction.atomic():
-        current = Message.objects.select_for_update().select_related("conversation__classroom__school").get(
-            pk=reply.pk
-        )
+        current = Message.objects.select_for_update().select_related("conversation__classroom__school").get(pk=reply.pk)
         if not current.is_pending:
             raise ReviewConflict(_already_decided_message(reply.pk))
         if not Message.objects.filter(pk=current.pk).filter(_claim_free(reviewer, timezone.now())).exists():
@@ -666,7 +723,10 @@ def reply_split(*, reply: Message, reviewer: User, instruction: str = "") -> Mes
             Message.objects.filter(pk=lead_id).update(group=None)
             group.delete()
         audit_record(
-            actor=reviewer, action="review.split", school=classroom.school, target=f"reply {current.pk}",
+            actor=reviewer,
+            action="review.split",
+            school=classroom.school,
+            target=f"reply {current.pk}",
             details={"classroom": classroom.id, "lead": lead_id},
         )
         transaction.on_commit(lambda: events.review_item_changed(classroom.id, lead_id))
@@ -689,14 +749,16 @@ def reply_claim(*, reply: Message, reviewer: User) -> Message:
     held = Q(claimed_by=reviewer) & Q(claimed_until__gte=now)
     with transaction.atomic():
         renewing = Message.objects.filter(pk=reply.pk).filter(held).exists()
-        won = Message.objects.filter(pk=reply.pk, status__in=PENDING_STATUSES).filter(
-            _claim_free(reviewer, now)
-        ).update(
-            claimed_by=reviewer,
-            claimed_until=until,
-            review_opened_at=Case(
-                When(held, then=F("review_opened_at")), default=Value(now), output_field=models.DateTimeField()
-            ),
+        won = (
+            Message.objects.filter(pk=reply.pk, status__in=PENDING_STATUSES)
+            .filter(_claim_free(reviewer, now))
+            .update(
+                claimed_by=reviewer,
+                claimed_until=until,
+                review_opened_at=Case(
+                    When(held, then=F("review_opened_at")), default=Value(now), output_field=models.DateTimeField()
+                ),
+            )
         )
         if not won:
             raise _refusal(reply.pk, reviewer)

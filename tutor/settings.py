@@ -193,8 +193,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "tutor")
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stuck-drafts": {"task": "inference.requeue_stuck_drafts",
-                             "schedule": float(env("TUTOR_RECONCILE_SECONDS", "30"))},
+    "requeue-stuck-drafts": {
+        "task": "inference.requeue_stuck_drafts",
+        "schedule": float(env("TUTOR_RECONCILE_SECONDS", "30")),
+    },
     "delete-expired-conversations": {"task": "tutor.delete_expired_conversations", "schedule": 3600.0},
 }
 

@@ -10,7 +10,9 @@ urlpatterns = [
     path("classes/<int:classroom_id>/", views.classroom_page, name="classroom"),
     path("classes/<int:classroom_id>/conversations/new/", views.conversation_new, name="conversation_new"),
     path("conversations/<int:conversation_id>/", views.conversation_page, name="conversation"),
-    path("api/conversations/<int:conversation_id>/messages/", views.conversation_messages, name="conversation_messages"),
+    path(
+        "api/conversations/<int:conversation_id>/messages/", views.conversation_messages, name="conversation_messages"
+    ),
     path("review/", views.review_queue, name="review_queue"),
     path("review/<int:reply_id>/approve/", views.review_approve, name="review_approve"),
     path("review/<int:reply_id>/reject/", views.review_reject, name="review_reject"),

@@ -74,7 +74,9 @@ def conversation_messages(request: HttpRequest, conversation_id: int) -> JsonRes
         since = max(0, int(request.GET.get("since", 0)))
     except ValueError:
         return JsonResponse({"error": _("'since' must be a number.")}, status=400)
-    return JsonResponse({"messages": selectors.messages_for_student(conversation, since), "version": conversation.version})
+    return JsonResponse(
+        {"messages": selectors.messages_for_student(conversation, since), "version": conversation.version}
+    )
 
 
 @login_required
@@ -179,8 +181,10 @@ def review_claim(request: HttpRequest, reply_id: int) -> JsonResponse:
             {"error": exc.message, "code": exc.code, "claimed_by": getattr(exc, "claimed_by", "")}, status=status
         )
     return JsonResponse(
-        {"reply": selectors.reviewer_view(reply, viewer=request.user),
-         "claimed_until": reply.claimed_until.isoformat() if reply.claimed_until else None}
+        {
+            "reply": selectors.reviewer_view(reply, viewer=request.user),
+            "claimed_until": reply.claimed_until.isoformat() if reply.claimed_until else None,
+        }
     )
 
 
@@ -193,6 +197,4 @@ def review_stats(request: HttpRequest) -> JsonResponse:
     if not classrooms:
         return JsonResponse({"error": _("You do not teach or run any class.")}, status=403)
     queue = {row["classroom_id"]: row for row in selectors.queue_header(classrooms)}
-    return JsonResponse(
-        {"classes": [selectors.review_stats(c) | queue[c.pk] for c in classrooms]}
-    )
+    return JsonResponse({"classes": [selectors.review_stats(c) | queue[c.pk] for c in classrooms]})

@@ -6,30 +6,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('classrooms', '0002_audit'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("classrooms", "0002_audit"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='auditentry',
-            name='subject',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="auditentry",
+            name="subject",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='classroom',
-            name='join_code_expires_at',
+            model_name="classroom",
+            name="join_code_expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='user',
-            name='student_number',
-            field=models.CharField(blank=True, max_length=50, verbose_name='student number'),
+            model_name="user",
+            name="student_number",
+            field=models.CharField(blank=True, max_length=50, verbose_name="student number"),
         ),
         migrations.AddConstraint(
-            model_name='user',
-            constraint=models.UniqueConstraint(condition=models.Q(('student_number', ''), _negated=True), fields=('school', 'student_number'), name='one_student_number_per_school'),
+            model_name="user",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("student_number", ""), _negated=True),
+                fields=("school", "student_number"),
+                name="one_student_number_per_school",
+            ),
         ),
     ]

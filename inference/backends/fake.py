@@ -29,8 +29,9 @@ class FakeEngine:
         first = None
         for word in words:
             if job.should_stop and job.should_stop():
-                return Draft(text=" ".join(out), model_name=self.model_name, cancelled=True,
-                             seconds=time.monotonic() - started)
+                return Draft(
+                    text=" ".join(out), model_name=self.model_name, cancelled=True, seconds=time.monotonic() - started
+                )
             if self.seconds_per_token:
                 time.sleep(self.seconds_per_token)
             out.append(word)

@@ -68,8 +68,14 @@ MIN_ROWS_PADDED = 4  # kernels that are not row-invariant from 1 row are tried f
 EMIT_INTERVAL = 0.1  # seconds between two on_text calls of one job
 POLL_INTERVAL = 0.05  # seconds between two should_stop polls of one job
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 class _Linear:
@@ -121,8 +127,23 @@ class _Layer:
 
 class _Request:
     __slots__ = (
-        "job", "key", "prompt_ids", "max_new", "kv", "views", "length", "prefilled", "tokens", "probs",
-        "t0", "t_first", "t_end", "cancel", "done", "error", "wake",
+        "job",
+        "key",
+        "prompt_ids",
+        "max_new",
+        "kv",
+        "views",
+        "length",
+        "prefilled",
+        "tokens",
+        "probs",
+        "t0",
+        "t_first",
+        "t_end",
+        "cancel",
+        "done",
+        "error",
+        "wake",
     )
 
     def __init__(self, job: DraftJob, prompt_ids: list[int], max_new: int):
@@ -282,8 +303,9 @@ class TransformersEngine:
         if self.quant == "auto":
             # Measured on the 2-core AVX2 CPU: fp16 weights with fp32 math are ~1.5-2x faster
             # than fp32 weights and agree with fp32 on 99.9% of greedy tokens.
-            self.quant = "fp16" if (self.device.type == "cpu" and self.dtype == torch.float32
-                                    and _has_fbgemm_fp16()) else "none"
+            self.quant = (
+                "fp16" if (self.device.type == "cpu" and self.dtype == torch.float32 and _has_fbgemm_fp16()) else "none"
+            )
         # Residual stream, norms, attention and KV cache: fp32 on the CPU (cheap, and keeps
         # low-precision weights faithful); the compute dtype on an accelerator.
         self.act_dtype = torch.float32 if self.device.type == "cpu" else self.dtype
@@ -325,8 +347,14 @@ class TransformersEngine:
         self.steps = 0  # decoding steps run (for tests and benchmarks)
         self.max_rows_seen = 0
         self.load_seconds = time.monotonic() - started
-        log.info("Loaded %s (%s, %s, quant=%s) in %.1f s", self.model_name, self.device, self.dtype,
-                 self.quant, self.load_seconds)
+        log.info(
+            "Loaded %s (%s, %s, quant=%s) in %.1f s",
+            self.model_name,
+            self.device,
+            self.dtype,
+            self.quant,
+            self.load_seconds,
+        )
 
     # ------------------------------------------------------------------ loading
     def _load(self, source: ModelSource) -> None:
@@ -354,8 +382,11 @@ class TransformersEngine:
         except Exception as exc:  # noqa: BLE001
             tok_thread.join()
             raise ModelUnavailable(f"Cannot load model {folder!r} from local files: {exc}. {INSTALL_HINT}") from exc
-        if getattr(cfg, "model_type", "") not in ("llama", "mistral") or getattr(cfg, "attention_bias", False) \
-                or getattr(cfg, "mlp_bias", False):
+        if (
+            getattr(cfg, "model_type", "") not in ("llama", "mistral")
+            or getattr(cfg, "attention_bias", False)
+            or getattr(cfg, "mlp_bias", False)
+        ):
             raise ModelUnavailable(
                 f"Model {source.name!r} has architecture {getattr(cfg, 'model_type', '?')!r}: this engine runs "
                 f"Llama-style models without biases (SmolLM2, Llama, Mistral). {INSTALL_HINT}"
@@ -405,11 +436,16 @@ class TransformersEngine:
                     L = _Layer()
                     L.ln1 = w("input_layernorm.weight").to(dev, adt).contiguous()
                     L.ln2 = w("post_attention_layernorm.weight").to(dev, adt).contiguous()
-                    L.qkv = _Linear(torch.cat([w("self_attn.q_proj.weight"), w("self_attn.k_proj.weight"),
-                                               w("self_attn.v_proj.weight")]), kind, dt, dev)
+                    L.qkv = _Linear(
+                        torch.cat(
+                            [w("self_attn.q_proj.weight"), w("self_attn.k_proj.weight"), w("self_attn.v_proj.weight")]
+                        ),
+                        kind,
+                        dt,
+                        dev,
+                    )
                     L.o = _Linear(w("self_attn.o_proj.weight"), kind, dt, dev)
-                    L.gate_up = _Linear(torch.cat([w("mlp.gate_proj.weight"), w("mlp.up_proj.weight")]),
-                                        kind, dt, dev)
+                    L.gate_up = _Linear(torch.cat([w("mlp.gate_proj.weight"), w("mlp.up_proj.weight")]), kind, dt, dev)
                     down = w("mlp.down_proj.weight")
                     L.down = _Linear(down, kind, dt, dev)
                     L.down_in = down.shape[1]
@@ -460,10 +496,28 @@ class TransformersEngine:
         in_dims = [self.n_heads * self.head_dim, self.hidden, self.hidden, L.down_in, self.hidden]
         top = self.max_batch + 8  # room to pad the largest batch up to a good count
         # The answer depends only on the kernels, shapes, thread count and CPU: remember it.
-        key = "|".join(map(str, (self.kernel, torch.__version__, _cpu_signature(), torch.get_num_threads(), top,
-                                  self.hidden, self.n_heads, self.n_kv, self.head_dim, L.down_in, self.vocab)))
-        store = Path(self.config.get("CACHE_DIR") or Path.home() / ".cache" / "tutor-models").expanduser() \
+        key = "|".join(
+            map(
+                str,
+                (
+                    self.kernel,
+                    torch.__version__,
+                    _cpu_signature(),
+                    torch.get_num_threads(),
+                    top,
+                    self.hidden,
+                    self.n_heads,
+                    self.n_kv,
+                    self.head_dim,
+                    L.down_in,
+                    self.vocab,
+                ),
+            )
+        )
+        store = (
+            Path(self.config.get("CACHE_DIR") or Path.home() / ".cache" / "tutor-models").expanduser()
             / "row-calibration.json"
+        )
         known = {}
         try:
             known = json.loads(store.read_text())
@@ -480,9 +534,9 @@ class TransformersEngine:
                 good = set(range(base, top + 1))
                 for lin, x in zip(lins, xs, strict=False):
                     if base == 1:
-                        canon = torch.cat([lin(x[j:j + 1]) for j in range(top)])
+                        canon = torch.cat([lin(x[j : j + 1]) for j in range(top)])
                     else:
-                        canon = torch.cat([lin(torch.cat([x[j:j + 1], x[:base - 1]]))[:1] for j in range(top)])
+                        canon = torch.cat([lin(torch.cat([x[j : j + 1], x[: base - 1]]))[:1] for j in range(top)])
                     for m in sorted(good):
                         if not torch.equal(lin(x[:m]), canon[:m]):
                             good.discard(m)
@@ -502,8 +556,11 @@ class TransformersEngine:
             except OSError:
                 pass
         if not self.batch_invariant:
-            log.warning("Kernel %s: no row padding makes decoding batch-invariant; drafts may differ slightly "
-                        "with their batch mates.", self.kernel)
+            log.warning(
+                "Kernel %s: no row padding makes decoding batch-invariant; drafts may differ slightly "
+                "with their batch mates.",
+                self.kernel,
+            )
             self.row_counts = list(range(1, self.max_batch + 1))
 
     # ------------------------------------------------------------------ public API
@@ -736,8 +793,7 @@ class TransformersEngine:
                     self._finish(r)
 
     def _allocate(self, r: _Request, cap: int) -> None:
-        r.kv = torch.empty((self.n_layers, 2, self.n_kv, cap, self.head_dim), dtype=self.act_dtype,
-                           device=self.device)
+        r.kv = torch.empty((self.n_layers, 2, self.n_kv, cap, self.head_dim), dtype=self.act_dtype, device=self.device)
         # per layer: the layer's [2, kv_heads, cap, head_dim] buffer, and its K and V as [1, ...]
         r.views = [(kv, kv[0:1], kv[1:2]) for kv in r.kv]
 
@@ -779,15 +835,16 @@ class TransformersEngine:
         sin = self.sin[start:end, None, :]
         mask = None
         if start > 0:
-            mask = (torch.arange(end, device=self.device)[None, :]
-                    <= torch.arange(start, end, device=self.device)[:, None])
+            mask = (
+                torch.arange(end, device=self.device)[None, :] <= torch.arange(start, end, device=self.device)[:, None]
+            )
         for li, L in enumerate(self.layers):
             h = F.rms_norm(x, (H,), L.ln1, self.eps)
             qkv = L.qkv(h)
             qk = self._rope(qkv[:, : (nh + nkv) * hd].view(C, nh + nkv, hd), cos, sin)
             kv = r.kv[li]
             kv[0, :, start:end] = qk[:, nh:].transpose(0, 1)
-            kv[1, :, start:end] = qkv[:, (nh + nkv) * hd:].view(C, nkv, hd).transpose(0, 1)
+            kv[1, :, start:end] = qkv[:, (nh + nkv) * hd :].view(C, nkv, hd).transpose(0, 1)
             q = qk[:, :nh].transpose(0, 1).unsqueeze(0)
             attn = F.scaled_dot_product_attention(
                 q, kv[0:1, :, :end], kv[1:2, :, :end], attn_mask=mask, is_causal=mask is None, enable_gqa=True

@@ -92,12 +92,17 @@ def record_figures(worker, drafted_s: float, draft: str, streamed: bool) -> None
     """The core loop's figures on this machine, kept with the test's artifacts."""
     # The worker command supervises the Celery process that holds the model: count both.
     pids = [worker.popen.pid] + Path(f"/proc/{worker.popen.pid}/task/{worker.popen.pid}/children").read_text().split()
-    rss_mb = sum(int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
-                 for pid in pids) / 1024
+    rss_mb = (
+        sum(int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1)) for pid in pids) / 1024
+    )
     ready = re.search(r"ready in ([\d.]+) s", worker.output())
-    figures = {"question_to_finished_draft_s": round(drafted_s, 2), "draft_words": len(draft.split()),
-               "worker_model_load_s": float(ready.group(1)) if ready else None, "worker_rss_mb": round(rss_mb),
-               "streamed": streamed}
+    figures = {
+        "question_to_finished_draft_s": round(drafted_s, 2),
+        "draft_words": len(draft.split()),
+        "worker_model_load_s": float(ready.group(1)) if ready else None,
+        "worker_rss_mb": round(rss_mb),
+        "streamed": streamed,
+    }
     out = Path(__file__).resolve().parents[2] / "test-artifacts"
     out.mkdir(exist_ok=True)
     (out / "core_loop_figures.json").write_text(json.dumps(figures, indent=1))

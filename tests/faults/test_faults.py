@@ -22,8 +22,13 @@ from tutor.models import Message
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 # A stub engine of fixed speed: ~40 words at 50 ms a word, so a kill lands mid-draft.
-STUB = {"TUTOR_MODEL_BACKEND": "fake", "TUTOR_FAKE_SECONDS_PER_TOKEN": "0.05",
-        "TUTOR_DRAFT_SILENT_SECONDS": "2", "TUTOR_RECONCILE_SECONDS": "1", "TUTOR_DRAFT_STUCK_SECONDS": "5"}
+STUB = {
+    "TUTOR_MODEL_BACKEND": "fake",
+    "TUTOR_FAKE_SECONDS_PER_TOKEN": "0.05",
+    "TUTOR_DRAFT_SILENT_SECONDS": "2",
+    "TUTOR_RECONCILE_SECONDS": "1",
+    "TUTOR_DRAFT_STUCK_SECONDS": "5",
+}
 LONG_QUESTION = "Explain, step by step and with examples, " + "how fractions with unlike denominators add " * 3
 
 
@@ -69,7 +74,8 @@ def test_drafts_survive_workers_killed_mid_generation(student, classmate, classr
     try:
         wait_until(
             lambda: Message.objects.filter(in_reply_to__in=questions, status="awaiting_review").count() == kills,
-            timeout=120, what="every killed draft to be drafted again",
+            timeout=120,
+            what="every killed draft to be drafted again",
         )
     finally:
         survivor.stop()
@@ -101,18 +107,26 @@ def test_a_restarted_redis_loses_nothing(student, classmate, teacher, classroom,
 
         # Each socket either reconnects by itself or, left open by the server, is put back in
         # its groups (tutor/redis_watch.py): either way, what follows must reach it.
-        wait_until(lambda: Message.objects.filter(status="awaiting_review").count() == 4, timeout=90,
-                   what="drafts of the questions asked during the restart")
+        wait_until(
+            lambda: Message.objects.filter(status="awaiting_review").count() == 4,
+            timeout=90,
+            what="drafts of the questions asked during the restart",
+        )
         for reply in Message.objects.filter(status="awaiting_review"):
             status, body = teacher_http.request("POST", f"/review/{reply.id}/approve/", {"text": f"final {reply.id}"})
             assert status == 200, body
         for chat, conversation in zip(chats, conversations, strict=True):
             expected = {f"final {r.id}" for r in Message.objects.filter(conversation=conversation, sender="tutor")}
-            wait_until(lambda c=chat, e=expected: set(c.answered_texts()) == e, timeout=30,
-                       what="approved replies to reach the student")
+            wait_until(
+                lambda c=chat, e=expected: set(c.answered_texts()) == e,
+                timeout=30,
+                what="approved replies to reach the student",
+            )
             assert Message.objects.filter(conversation=conversation, sender="student").count() == 2
-        print(f"\nredis restart: reconnects {[c.reconnects for c in chats]} + teacher {review.reconnects}; "
-              f"close codes {[c.closes for c in chats]}")
+        print(
+            f"\nredis restart: reconnects {[c.reconnects for c in chats]} + teacher {review.reconnects}; "
+            f"close codes {[c.closes for c in chats]}"
+        )
         for socket_ in chats + [review]:
             socket_.close()
     finally:
@@ -138,8 +152,11 @@ def test_a_restarted_postgresql_loses_nothing(student, teacher, classroom):
         chat.ask("during the restart", "pg-during")
         restart.wait(60)
         connection.close()
-        wait_until(lambda: Message.objects.filter(status="awaiting_review").count() == 2, timeout=90,
-                   what="the question asked during the restart to be drafted")
+        wait_until(
+            lambda: Message.objects.filter(status="awaiting_review").count() == 2,
+            timeout=90,
+            what="the question asked during the restart to be drafted",
+        )
         for reply in Message.objects.filter(status="awaiting_review"):
             status, body = teacher_http.request("POST", f"/review/{reply.id}/approve/", {"text": f"final {reply.id}"})
             assert status == 200, body

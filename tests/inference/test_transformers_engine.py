@@ -16,26 +16,46 @@ from inference.engine import DraftJob, ModelUnavailable
 SYSTEM = "You are a patient tutor. Guide the student with questions instead of giving answers."
 PROMPTS = [
     [{"role": "user", "content": "What is 7 times 8?"}],
-    [{"role": "system", "content": SYSTEM},
-     {"role": "user", "content": "Why do plants need sunlight? I read something about chlorophyll but I "
-                                 "don't understand what it does or why leaves are green."}],
-    [{"role": "system", "content": SYSTEM},
-     {"role": "user", "content": "How do I solve 2x + 3 = 11?"},
-     {"role": "assistant", "content": "What could you do to both sides to get 2x alone?"},
-     {"role": "user", "content": "Take away 3? Then 2x = 8, and then I am stuck. What do I do with the 2? "
-                                 "My teacher said something about dividing but I was absent that day and "
-                                 "my notes are incomplete."}],
+    [
+        {"role": "system", "content": SYSTEM},
+        {
+            "role": "user",
+            "content": "Why do plants need sunlight? I read something about chlorophyll but I "
+            "don't understand what it does or why leaves are green.",
+        },
+    ],
+    [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "How do I solve 2x + 3 = 11?"},
+        {"role": "assistant", "content": "What could you do to both sides to get 2x alone?"},
+        {
+            "role": "user",
+            "content": "Take away 3? Then 2x = 8, and then I am stuck. What do I do with the 2? "
+            "My teacher said something about dividing but I was absent that day and "
+            "my notes are incomplete.",
+        },
+    ],
     [{"role": "user", "content": "Name a planet."}],
 ]
 NEW = 40
 
 
 def _config(cache_dir, **extra) -> dict:
-    return {"BACKEND": "transformers", "MODEL": "", "GGUF_FILE": "", "DEVICE": "cpu", "DTYPE": "auto",
-            "MAX_NEW_TOKENS": 160, "MAX_BATCH": 32, "CACHE_DIR": str(cache_dir), **extra}
+    return {
+        "BACKEND": "transformers",
+        "MODEL": "",
+        "GGUF_FILE": "",
+        "DEVICE": "cpu",
+        "DTYPE": "auto",
+        "MAX_NEW_TOKENS": 160,
+        "MAX_BATCH": 32,
+        "CACHE_DIR": str(cache_dir),
+        **extra,
+    }
 
 
 # ---------------------------------------------------------------- no model needed
+
 
 def test_missing_package_says_what_to_install(monkeypatch, tmp_path):
     from inference import convert
@@ -73,6 +93,7 @@ def test_hub_id_never_downloads(tmp_path):
 
 
 # ---------------------------------------------------------------- the real model
+
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
@@ -157,9 +178,15 @@ def test_same_greedy_tokens_as_transformers(engine, cache_dir):
     for messages in (PROMPTS[1], PROMPTS[2]):
         ids = engine._encode(messages)
         with torch.inference_mode():
-            out = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                 max_new_tokens=24, do_sample=False, eos_token_id=None, pad_token_id=0)
-        ref = out[0, len(ids):].tolist()
+            out = model.generate(
+                input_ids=torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=24,
+                do_sample=False,
+                eos_token_id=None,
+                pad_token_id=0,
+            )
+        ref = out[0, len(ids) :].tolist()
         agree_fp32 += sum(a == b for a, b in zip(fp32.teacher_forced_choices(ids, ref), ref, strict=False))
         agree_default += sum(a == b for a, b in zip(engine.teacher_forced_choices(ids, ref), ref, strict=False))
         total += len(ref)
@@ -178,8 +205,9 @@ def test_batched_equals_alone(engine):
 
     def run(i: int, delay: float) -> None:
         time.sleep(delay)
-        results[i] = engine.draft(DraftJob(messages=PROMPTS[i % len(PROMPTS)], max_new_tokens=NEW,
-                                           fairness_key=f"s{i}"))
+        results[i] = engine.draft(
+            DraftJob(messages=PROMPTS[i % len(PROMPTS)], max_new_tokens=NEW, fairness_key=f"s{i}")
+        )
 
     engine.max_rows_seen = 0
     # 8 drafts: 4 start together, 4 join while the others are decoding.
@@ -198,9 +226,13 @@ def test_batched_equals_alone(engine):
 @pytest.mark.model
 def test_on_text_streams_growing_prefixes(engine):
     seen: list[str] = []
-    draft = engine.draft(DraftJob(
-        messages=[{"role": "user", "content": "Tell me a short story about a cat who learns to count."}],
-        max_new_tokens=80, on_text=seen.append))
+    draft = engine.draft(
+        DraftJob(
+            messages=[{"role": "user", "content": "Tell me a short story about a cat who learns to count."}],
+            max_new_tokens=80,
+            on_text=seen.append,
+        )
+    )
     assert len(seen) >= 3, seen
     for a, b in zip(seen, seen[1:], strict=False):
         assert b.startswith(a) and b != a
@@ -218,8 +250,9 @@ def test_cancel_frees_the_slot(one_slot_engine):
         stop.set()  # cancel as soon as the first text arrives
 
     out: dict[str, object] = {}
-    long_job = DraftJob(messages=PROMPTS[1], max_new_tokens=160, on_text=on_text, should_stop=stop.is_set,
-                        fairness_key="a")
+    long_job = DraftJob(
+        messages=PROMPTS[1], max_new_tokens=160, on_text=on_text, should_stop=stop.is_set, fairness_key="a"
+    )
     t = threading.Thread(target=lambda: out.setdefault("long", eng.draft(long_job)))
     t.start()
     time.sleep(0.05)
@@ -240,8 +273,11 @@ def test_cancel_while_waiting(one_slot_engine):
     eng = one_slot_engine
     blocker_stop = threading.Event()
     out: dict[str, object] = {}
-    t1 = threading.Thread(target=lambda: out.setdefault("a", eng.draft(
-        DraftJob(messages=PROMPTS[0], max_new_tokens=160, should_stop=blocker_stop.is_set))))
+    t1 = threading.Thread(
+        target=lambda: out.setdefault(
+            "a", eng.draft(DraftJob(messages=PROMPTS[0], max_new_tokens=160, should_stop=blocker_stop.is_set))
+        )
+    )
     t1.start()
     time.sleep(0.3)
     queued = eng.draft(DraftJob(messages=PROMPTS[3], max_new_tokens=8, should_stop=lambda: True))

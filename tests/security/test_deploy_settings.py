@@ -15,8 +15,9 @@ PRODUCTION = {
 
 
 def manage(*args, **env):
-    return subprocess.run([sys.executable, "manage.py", *args], capture_output=True, text=True, timeout=120,
-                          env={**PRODUCTION, **env})
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], capture_output=True, text=True, timeout=120, env={**PRODUCTION, **env}
+    )
 
 
 def test_check_deploy_is_clean_with_production_settings():
@@ -25,10 +26,13 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "no issues" in result.stdout
 
 
-@pytest.mark.parametrize("env, complaint", [
-    ({"SECRET_KEY": "dev-only-insecure-key-change-me"}, "SECRET_KEY"),
-    ({"DEBUG": "1"}, "DEBUG"),
-])
+@pytest.mark.parametrize(
+    "env, complaint",
+    [
+        ({"SECRET_KEY": "dev-only-insecure-key-change-me"}, "SECRET_KEY"),
+        ({"DEBUG": "1"}, "DEBUG"),
+    ],
+)
 def test_production_refuses_to_start_with_unsafe_settings(env, complaint):
     result = manage("check", **env)
     assert result.returncode != 0
@@ -38,6 +42,11 @@ def test_production_refuses_to_start_with_unsafe_settings(env, complaint):
 def test_secrets_can_come_from_files(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text(PRODUCTION["SECRET_KEY"] + "-from-file\n")
-    result = manage("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
-                    SECRET_KEY="", SECRET_KEY_FILE=str(secret))
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+        SECRET_KEY="",
+        SECRET_KEY_FILE=str(secret),
+    )
     assert result.stdout.strip().endswith("-from-file"), result.stderr

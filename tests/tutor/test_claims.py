@@ -46,19 +46,23 @@ def test_a_claimed_draft_shows_who_has_it_and_refuses_others(student, teacher, a
 def test_another_reviewer_cannot_decide_a_draft_someone_has_open(student, teacher, assistant, classroom, as_user):
     reply = draft(ask(student, classroom))
     services.reply_claim(reply=reply, reviewer=assistant)
-    for route, data in (("review_approve", {}), ("review_reject", {"text": "mine"}),
-                        ("review_regenerate", {"instruction": "simpler"})):
+    for route, data in (
+        ("review_approve", {}),
+        ("review_reject", {"text": "mine"}),
+        ("review_regenerate", {"instruction": "simpler"}),
+    ):
         response = as_user(teacher).post(reverse(route, args=[reply.pk]), data, HTTP_ACCEPT="application/json")
         assert response.status_code == 409, route
         assert "Ada" in response.json()["error"]
     reply.refresh_from_db()
     assert reply.status == Message.Status.AWAITING_REVIEW
-    assert as_user(assistant).post(reverse("review_approve", args=[reply.pk]),
-                                   HTTP_ACCEPT="application/json").status_code == 200
+    assert (
+        as_user(assistant).post(reverse("review_approve", args=[reply.pk]), HTTP_ACCEPT="application/json").status_code
+        == 200
+    )
 
 
-def test_renewing_keeps_the_opening_time_and_an_expired_lease_frees_the_draft(student, teacher, assistant,
-                                                                              classroom):
+def test_renewing_keeps_the_opening_time_and_an_expired_lease_frees_the_draft(student, teacher, assistant, classroom):
     reply = draft(ask(student, classroom))
     services.reply_claim(reply=reply, reviewer=assistant)
     opened = Message.objects.get(pk=reply.pk).review_opened_at

@@ -7,8 +7,9 @@ from tutor import embeddings
 
 
 def test_messages_in_two_languages_about_the_same_thing_are_close():
-    a, b, c = embeddings.embed_queries(["Comment additionner des fractions ?", "How do I add fractions?",
-                                        "Who won the battle of Waterloo?"])
+    a, b, c = embeddings.embed_queries(
+        ["Comment additionner des fractions ?", "How do I add fractions?", "Who won the battle of Waterloo?"]
+    )
     assert abs(float(a @ a) - 1) < 1e-3
     assert float(a @ b) > float(a @ c) + 0.05
 

@@ -44,8 +44,11 @@ class ReviewLoop(RuleBasedStateMachine):
         self.allowed = [set(), set()]  # per student: tutor texts a teacher sent them
 
     def replies(self, *statuses):
-        return list(Message.objects.filter(conversation__classroom=self.classroom, sender="tutor",
-                                           status__in=statuses).order_by("id"))
+        return list(
+            Message.objects.filter(
+                conversation__classroom=self.classroom, sender="tutor", status__in=statuses
+            ).order_by("id")
+        )
 
     def owner(self, reply):
         return 0 if reply.conversation_id == self.conversations[0].id else 1
@@ -61,10 +64,13 @@ class ReviewLoop(RuleBasedStateMachine):
             if decided.final_text:
                 self.allowed[self.owner(decided)].add(decided.final_text)
 
-    @rule(who=st.integers(0, 1), text=st.one_of(
-        st.text(min_size=1, max_size=40).filter(lambda t: t.strip()),
-        st.sampled_from(["What is a prime number?", "How do I add fractions?"]),  # alike: grouped
-    ))
+    @rule(
+        who=st.integers(0, 1),
+        text=st.one_of(
+            st.text(min_size=1, max_size=40).filter(lambda t: t.strip()),
+            st.sampled_from(["What is a prime number?", "How do I add fractions?"]),  # alike: grouped
+        ),
+    )
     def ask(self, who, text):
         try:
             services.question_ask(conversation=self.conversations[who], text=text)
@@ -78,8 +84,9 @@ class ReviewLoop(RuleBasedStateMachine):
         reply = queued[pick % len(queued)]
         text = f"DRAFT-{next(counter)}-unapproved"
         services.draft_start(reply_id=reply.id, attempt=reply.draft_attempt)
-        services.draft_finish(reply_id=reply.id, attempt=reply.draft_attempt, text=text, model_name="m",
-                              generation_settings={})
+        services.draft_finish(
+            reply_id=reply.id, attempt=reply.draft_attempt, text=text, model_name="m", generation_settings={}
+        )
         self.secret.setdefault(reply.id, set()).add(text)
 
     @precondition(lambda self: self.replies("queued"))
@@ -116,8 +123,7 @@ class ReviewLoop(RuleBasedStateMachine):
     @rule(who=st.integers(0, 1), since=st.integers(0, 60))
     def reconnect(self, who, since):
         conversation = self.conversations[who]
-        data = self.clients[who].get(reverse("conversation_messages", args=[conversation.id]),
-                                     {"since": since}).json()
+        data = self.clients[who].get(reverse("conversation_messages", args=[conversation.id]), {"since": since}).json()
         self.check(who, repr(data))
 
     @invariant()
@@ -151,6 +157,10 @@ def test_no_sequence_of_actions_shows_a_student_unapproved_text():
     with override_settings(TUTOR_MAX_PENDING_PER_STUDENT=1000, TUTOR_MESSAGES_PER_MINUTE=1000):
         run_state_machine_as_test(
             ReviewLoop,
-            settings=settings(max_examples=12, stateful_step_count=25, deadline=None,
-                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
+            settings=settings(
+                max_examples=12,
+                stateful_step_count=25,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            ),
         )

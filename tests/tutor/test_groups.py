@@ -31,8 +31,9 @@ def group_alike(reply: Message, embed=fake_embed, threshold: float = 0.85):
     """What the worker does before drafting: embed the question, join an alike one."""
     assert services.draft_start(reply_id=reply.id, attempt=reply.draft_attempt) is not None
     vector = embed([reply.in_reply_to.text])[0]
-    lead = services.reply_group_alike(reply_id=reply.id, attempt=reply.draft_attempt, vector=vector,
-                                      threshold=threshold, embed=embed)
+    lead = services.reply_group_alike(
+        reply_id=reply.id, attempt=reply.draft_attempt, vector=vector, threshold=threshold, embed=embed
+    )
     reply.refresh_from_db()
     return lead
 
@@ -43,6 +44,7 @@ def answered_texts(client, reply):
 
 
 # The grouping rules, as plain functions with a fake embedder.
+
 
 def test_the_normal_form_ignores_case_accents_punctuation_and_politeness():
     assert grouping.normalize_question("Hello, what is a PRIME number??? please") == "what is a prime number"
@@ -60,9 +62,16 @@ def test_only_standalone_calm_questions_of_a_few_words_can_be_grouped():
 
 def test_alike_questions_group_and_different_numbers_never_do():
     groups = grouping.group_questions(
-        ["What is a prime number?", "Can you explain what prime numbers are?", "How do I add 1/2 and 1/3?",
-         "How do I add 1/2 and 1/4?", "what is a PRIME number", "What is the area of a circle?"],
-        embed=fake_embed, threshold=0.85,
+        [
+            "What is a prime number?",
+            "Can you explain what prime numbers are?",
+            "How do I add 1/2 and 1/3?",
+            "How do I add 1/2 and 1/4?",
+            "what is a PRIME number",
+            "What is the area of a circle?",
+        ],
+        embed=fake_embed,
+        threshold=0.85,
     )
     assert sorted(map(sorted, groups)) == [[0, 1, 4], [2], [3], [5]]
 
@@ -70,22 +79,22 @@ def test_alike_questions_group_and_different_numbers_never_do():
 def test_without_the_model_only_the_same_normal_form_groups():
     groups = grouping.group_questions(
         ["What is a prime number?", "Can you explain what prime numbers are?", "what is a prime number!"],
-        embed=None, threshold=0.85,
+        embed=None,
+        threshold=0.85,
     )
     assert sorted(map(sorted, groups)) == [[0, 2], [1]]
 
 
 def test_the_best_match_wins_and_below_the_threshold_nothing_does():
     candidates = [grouping.Candidate(1, "a", "prime", [1.0, 0.0]), grouping.Candidate(2, "b", "prime", [0.8, 0.6])]
-    match, score = grouping.find_alike(key="c", text="prime", vector=[0.9, 0.44], candidates=candidates,
-                                       threshold=0.85)
+    match, score = grouping.find_alike(key="c", text="prime", vector=[0.9, 0.44], candidates=candidates, threshold=0.85)
     assert match.reply_id == 2 and score > 0.95
-    match, score = grouping.find_alike(key="c", text="prime", vector=[0.0, 1.0], candidates=candidates,
-                                       threshold=0.85)
+    match, score = grouping.find_alike(key="c", text="prime", vector=[0.0, 1.0], candidates=candidates, threshold=0.85)
     assert match is None and score < 0.85
 
 
 # Through the services.
+
 
 @pytest.mark.django_db
 def test_the_same_question_in_other_words_is_grouped_and_needs_no_draft(student, classmate, classroom):
@@ -139,8 +148,7 @@ def test_a_groups_draft_is_written_from_the_question_alone(student, classmate, c
 
 
 @pytest.mark.django_db
-def test_one_approval_answers_each_student_in_their_own_conversation(student, classmate, teacher, classroom,
-                                                                      as_user):
+def test_one_approval_answers_each_student_in_their_own_conversation(student, classmate, teacher, classroom, as_user):
     lead = ask(student, classroom, "What is a prime number?")
     member = ask(classmate, classroom, "what is a prime number")
     lead = draft(lead, text=f"{CANARY} Which numbers divide 7?")
@@ -160,8 +168,9 @@ def test_one_approval_answers_each_student_in_their_own_conversation(student, cl
 
 
 @pytest.mark.django_db
-def test_rejecting_the_lead_with_a_teachers_reply_answers_the_whole_group(student, classmate, teacher, classroom,
-                                                                          as_user):
+def test_rejecting_the_lead_with_a_teachers_reply_answers_the_whole_group(
+    student, classmate, teacher, classroom, as_user
+):
     lead = ask(student, classroom, "What is a prime number?")
     member = ask(classmate, classroom, "What is a prime number?")
     lead = draft(lead, text=CANARY)

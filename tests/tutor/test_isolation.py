@@ -24,14 +24,18 @@ def test_a_student_cannot_open_or_start_conversations_in_another_class(student, 
 
 def test_anonymous_visitors_are_sent_to_sign_in(student, classroom, client):
     reply = ask(student, classroom)
-    for url in (reverse("conversation", args=[reply.conversation_id]), reverse("review_queue"),
-                reverse("conversation_messages", args=[reply.conversation_id])):
+    for url in (
+        reverse("conversation", args=[reply.conversation_id]),
+        reverse("review_queue"),
+        reverse("conversation_messages", args=[reply.conversation_id]),
+    ):
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 
-def test_a_teacher_sees_and_reviews_only_their_own_classes(student, stranger_student, teacher, other_classroom,
-                                                            classroom, as_user):
+def test_a_teacher_sees_and_reviews_only_their_own_classes(
+    student, stranger_student, teacher, other_classroom, classroom, as_user
+):
     mine = draft(ask(student, classroom), text="mine")
     theirs = draft(ask(stranger_student, other_classroom), text="THEIRS-CANARY")
     client = as_user(teacher)
@@ -66,8 +70,11 @@ async def test_sockets_refuse_anonymous_strangers_and_other_origins(student, cla
 
     reply = await sync_to_async(ask)(student, classroom)
     path = f"/ws/chat/{reply.conversation_id}/"
-    for user, origin in ((None, b"http://testserver"), (classmate, b"http://testserver"),
-                         (student, b"http://evil.example")):
+    for user, origin in (
+        (None, b"http://testserver"),
+        (classmate, b"http://testserver"),
+        (student, b"http://evil.example"),
+    ):
         communicator = await socket(path, user, origin=origin)
         connected, _ = await communicator.connect()
         assert not connected
@@ -114,8 +121,11 @@ async def test_signing_out_closes_the_students_open_socket(student, classroom):
     client = Client()
     await sync_to_async(client.force_login)(student)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
-    chat = WebsocketCommunicator(application, f"/ws/chat/{reply.conversation_id}/",
-                                 headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)])
+    chat = WebsocketCommunicator(
+        application,
+        f"/ws/chat/{reply.conversation_id}/",
+        headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)],
+    )
     assert (await chat.connect())[0]
     await sync_to_async(client.post)("/accounts/logout/")
     output = await chat.receive_output(timeout=5)

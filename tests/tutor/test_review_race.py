@@ -27,8 +27,10 @@ def test_two_teachers_approving_at_once_one_wins(student, teacher, co_teacher, c
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=act, args=(teacher, "from teacher")),
-               threading.Thread(target=act, args=(co_teacher, "from co-teacher"))]
+    threads = [
+        threading.Thread(target=act, args=(teacher, "from teacher")),
+        threading.Thread(target=act, args=(co_teacher, "from co-teacher")),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -41,8 +43,7 @@ def test_two_teachers_approving_at_once_one_wins(student, teacher, co_teacher, c
 
 
 @pytest.mark.django_db
-def test_a_late_reject_after_approval_is_refused_and_changes_nothing(student, teacher, co_teacher, classroom,
-                                                                      as_user):
+def test_a_late_reject_after_approval_is_refused_and_changes_nothing(student, teacher, co_teacher, classroom, as_user):
     reply = draft(ask(student, classroom))
     services.reply_approve(reply=reply, reviewer=teacher)
     response = as_user(co_teacher).post(

@@ -11,40 +11,49 @@ from tutor.models import Message
 from tutor.prompts import trim_to_words, tutor_instructions
 
 
-@pytest.mark.parametrize("text", [
-    "I want to die, this homework is too much",
-    "I'm so scared of the test tomorrow",
-    "people keep bullying me, I'm being bullied at school",
-    "I can't cope anymore",
-    "Je n'en peux plus de ces exercices",
-    "j'ai trop peur du contrôle",
-    "Je suis harcelée par des élèves de ma classe",
-    "J'ai envie de mourir",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to die, this homework is too much",
+        "I'm so scared of the test tomorrow",
+        "people keep bullying me, I'm being bullied at school",
+        "I can't cope anymore",
+        "Je n'en peux plus de ces exercices",
+        "j'ai trop peur du contrôle",
+        "Je suis harcelée par des élèves de ma classe",
+        "J'ai envie de mourir",
+    ],
+)
 def test_distress_is_recognised_in_english_and_french(text):
     assert triage.looks_distressed(text)
 
 
-@pytest.mark.parametrize("text", [
-    "What is a prime number?",
-    "Why do the cells die when they lack oxygen?",
-    "How do I cut a cake into 8 equal parts?",
-    "Comment calculer l'aire d'un triangle ?",
-    "Le personnage a peur dans le chapitre 2, pourquoi ?",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What is a prime number?",
+        "Why do the cells die when they lack oxygen?",
+        "How do I cut a cake into 8 equal parts?",
+        "Comment calculer l'aire d'un triangle ?",
+        "Le personnage a peur dans le chapitre 2, pourquoi ?",
+    ],
+)
 def test_ordinary_questions_are_not_flagged_as_distress(text):
     assert not triage.looks_distressed(text)
 
 
-@pytest.mark.parametrize("text, gives", [
-    ("The answer is 12.", True),
-    ("So 3 x 4 = 12.", True),
-    ("La réponse est 7.", True),
-    ("Donc x = 5", True),
-    ("What do you get if you multiply 3 by 4?", False),
-    ("Try dividing 7 by 2, 3, 4, 5 and 6. What do you notice?", False),
-    ("Quels nombres divisent 7 ? Essaie avec 2, puis 3.", False),
-])
+@pytest.mark.parametrize(
+    "text, gives",
+    [
+        ("The answer is 12.", True),
+        ("So 3 x 4 = 12.", True),
+        ("La réponse est 7.", True),
+        ("Donc x = 5", True),
+        ("What do you get if you multiply 3 by 4?", False),
+        ("Try dividing 7 by 2, 3, 4, 5 and 6. What do you notice?", False),
+        ("Quels nombres divisent 7 ? Essaie avec 2, puis 3.", False),
+    ],
+)
 def test_a_draft_that_gives_away_the_answer_is_flagged(text, gives):
     assert triage.seems_to_give_answer(text) is gives
 
@@ -52,7 +61,11 @@ def test_a_draft_that_gives_away_the_answer_is_flagged(text, gives):
 def test_flags_come_most_important_first():
     long_draft = "The answer is 12. " + "word " * 60
     assert triage.draft_flags(draft=long_draft, mean_token_prob=0.3, distressed=True, max_words=60) == [
-        "distressed", "gives_answer", "unsure", "long"]
+        "distressed",
+        "gives_answer",
+        "unsure",
+        "long",
+    ]
     assert triage.draft_flags(draft="What divides 7?", mean_token_prob=0.9, distressed=False, max_words=60) == []
 
 
@@ -72,6 +85,7 @@ def test_the_reviewer_sees_flags_words_and_a_distressed_student_first(student, c
 
 
 # Reply length: the class's limit is in the prompt, in the generation limit, and in the saved draft.
+
 
 def test_a_long_draft_is_cut_at_the_last_sentence_end_within_the_limit():
     text = "Think about 3.5 first. Then divide it by 7! What remains? " + "More words here " * 10
@@ -114,7 +128,9 @@ def test_the_worker_saves_a_draft_no_longer_than_the_classs_limit(student, class
         reset_engine()
     reply.refresh_from_db()
     assert reply.status == Message.Status.AWAITING_REVIEW
-    assert reply.draft_text == "Fractions are parts of a whole. Fractions are parts of a whole. " \
-                               "Fractions are parts of a whole."
+    assert (
+        reply.draft_text == "Fractions are parts of a whole. Fractions are parts of a whole. "
+        "Fractions are parts of a whole."
+    )
     assert reply.generation_settings["trimmed"] is True
     assert reply.generation_settings["max_new_tokens"] == tasks._tokens_for_words(20)

@@ -40,8 +40,9 @@ def test_the_estimate_grows_with_the_queue_ahead_and_the_review_time(student, cl
     assert estimate(later[-1]) == 30  # two ahead, then its own
 
 
-def test_more_active_reviewers_shorten_the_wait_and_an_open_draft_counts_half(student, classmate, teacher,
-                                                                               co_teacher, classroom):
+def test_more_active_reviewers_shorten_the_wait_and_an_open_draft_counts_half(
+    student, classmate, teacher, co_teacher, classroom
+):
     decided_with_review_time(student, teacher, classroom, 10)
     decided_with_review_time(student, co_teacher, classroom, 10, text="Another past question")
     replies = [draft(ask(classmate, classroom, f"Waiting question {n} here")) for n in range(3)]
@@ -78,8 +79,7 @@ def test_an_estimate_is_a_number_of_seconds_and_never_text(student, teacher, cla
 async def test_the_student_sees_their_wait_in_the_chat_and_it_updates_as_the_queue_moves(
     student, classmate, teacher, classroom
 ):
-    ahead = await sync_to_async(lambda: draft(ask(classmate, classroom, "Question asked before mine"),
-                                              text=CANARY))()
+    ahead = await sync_to_async(lambda: draft(ask(classmate, classroom, "Question asked before mine"), text=CANARY))()
     conversation = await sync_to_async(services.conversation_start)(student=student, classroom=classroom)
     chat = await socket(f"/ws/chat/{conversation.id}/", student)
     assert (await chat.connect())[0]
@@ -110,6 +110,7 @@ async def next_of(chat, kind: str, seen: list) -> dict:
 
 # Measured times, for teachers and admins.
 
+
 @pytest.fixture
 def assistant(classroom):
     user = make_person("assistant", classroom.school)
@@ -130,24 +131,25 @@ def test_teachers_see_their_classs_waits_and_review_times(student, teacher, clas
     assert row["pending_questions"] == 1 and row["pending_reviews"] == 1 and row["oldest_wait_s"] >= 0
 
 
-def test_school_admins_see_every_class_of_their_school_only(student, teacher, classroom, other_classroom,
-                                                            school_admin, other_admin, as_user):
+def test_school_admins_see_every_class_of_their_school_only(
+    student, teacher, classroom, other_classroom, school_admin, other_admin, as_user
+):
     decided_with_review_time(student, teacher, classroom, 5)
     ids = [row["classroom_id"] for row in as_user(school_admin).get(reverse("review_stats")).json()["classes"]]
     assert sorted(ids) == sorted([classroom.pk, other_classroom.pk])
     assert as_user(other_admin).get(reverse("review_stats")).status_code == 403
 
 
-def test_students_assistants_and_outsiders_see_no_stats(student, assistant, outsider, other_teacher, classroom,
-                                                        as_user):
+def test_students_assistants_and_outsiders_see_no_stats(
+    student, assistant, outsider, other_teacher, classroom, as_user
+):
     for person in (student, assistant, outsider):
         assert as_user(person).get(reverse("review_stats")).status_code == 403
     rows = as_user(other_teacher).get(reverse("review_stats")).json()["classes"]
     assert classroom.pk not in [row["classroom_id"] for row in rows]
 
 
-def test_the_queue_header_shows_pending_questions_reviews_and_the_oldest_wait(student, classmate, teacher,
-                                                                              classroom):
+def test_the_queue_header_shows_pending_questions_reviews_and_the_oldest_wait(student, classmate, teacher, classroom):
     draft(ask(student, classroom, "What is a prime number?"))
     ask(classmate, classroom, "What is a prime number?")
     Message.objects.update(created_at=timezone.now() - timedelta(seconds=40))

@@ -6,77 +6,143 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('classrooms', '0001_initial'),
+        ("classrooms", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(blank=True, max_length=120, verbose_name='title')),
-                ('version', models.PositiveBigIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('classroom', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversations', to='classrooms.classroom')),
-                ('student', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversations', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("title", models.CharField(blank=True, max_length=120, verbose_name="title")),
+                ("version", models.PositiveBigIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "classroom",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversations",
+                        to="classrooms.classroom",
+                    ),
+                ),
+                (
+                    "student",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-updated_at'],
+                "ordering": ["-updated_at"],
             },
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sender', models.CharField(choices=[('student', 'Student'), ('tutor', 'Tutor')], max_length=8)),
-                ('text', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('version', models.PositiveBigIntegerField(default=0)),
-                ('client_id', models.CharField(blank=True, max_length=64)),
-                ('status', models.CharField(blank=True, choices=[('queued', 'Queued'), ('drafting', 'Drafting'), ('awaiting_review', 'Awaiting review'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('failed', 'Drafting failed')], max_length=20)),
-                ('draft_text', models.TextField(blank=True)),
-                ('final_text', models.TextField(blank=True)),
-                ('decision', models.CharField(blank=True, choices=[('as_drafted', 'Approved as drafted'), ('edited', 'Edited, then approved'), ('teacher_reply', 'Rejected; the teacher wrote the reply'), ('rejected', 'Rejected without a reply')], max_length=16)),
-                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
-                ('draft_attempt', models.PositiveIntegerField(default=0)),
-                ('regenerate_instruction', models.CharField(blank=True, max_length=200)),
-                ('previous_drafts', models.JSONField(blank=True, default=list)),
-                ('model_name', models.CharField(blank=True, max_length=200)),
-                ('generation_settings', models.JSONField(blank=True, default=dict)),
-                ('mean_token_prob', models.FloatField(blank=True, null=True)),
-                ('queued_at', models.DateTimeField(blank=True, null=True)),
-                ('draft_started_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('drafted_at', models.DateTimeField(blank=True, null=True)),
-                ('failure', models.CharField(blank=True, max_length=300)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='tutor.conversation')),
-                ('in_reply_to', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='reply', to='tutor.message')),
-                ('reviewed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("sender", models.CharField(choices=[("student", "Student"), ("tutor", "Tutor")], max_length=8)),
+                ("text", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("version", models.PositiveBigIntegerField(default=0)),
+                ("client_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("queued", "Queued"),
+                            ("drafting", "Drafting"),
+                            ("awaiting_review", "Awaiting review"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                            ("failed", "Drafting failed"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("draft_text", models.TextField(blank=True)),
+                ("final_text", models.TextField(blank=True)),
+                (
+                    "decision",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("as_drafted", "Approved as drafted"),
+                            ("edited", "Edited, then approved"),
+                            ("teacher_reply", "Rejected; the teacher wrote the reply"),
+                            ("rejected", "Rejected without a reply"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
+                ("draft_attempt", models.PositiveIntegerField(default=0)),
+                ("regenerate_instruction", models.CharField(blank=True, max_length=200)),
+                ("previous_drafts", models.JSONField(blank=True, default=list)),
+                ("model_name", models.CharField(blank=True, max_length=200)),
+                ("generation_settings", models.JSONField(blank=True, default=dict)),
+                ("mean_token_prob", models.FloatField(blank=True, null=True)),
+                ("queued_at", models.DateTimeField(blank=True, null=True)),
+                ("draft_started_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("drafted_at", models.DateTimeField(blank=True, null=True)),
+                ("failure", models.CharField(blank=True, max_length=300)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="messages", to="tutor.conversation"
+                    ),
+                ),
+                (
+                    "in_reply_to",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reply",
+                        to="tutor.message",
+                    ),
+                ),
+                (
+                    "reviewed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['classroom', 'student'], name='tutor_conve_classro_072dfe_idx'),
+            model_name="conversation",
+            index=models.Index(fields=["classroom", "student"], name="tutor_conve_classro_072dfe_idx"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['status', 'created_at'], name='tutor_messa_status_9d6e6f_idx'),
+            model_name="message",
+            index=models.Index(fields=["status", "created_at"], name="tutor_messa_status_9d6e6f_idx"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['conversation', 'version'], name='tutor_messa_convers_84c8bb_idx'),
+            model_name="message",
+            index=models.Index(fields=["conversation", "version"], name="tutor_messa_convers_84c8bb_idx"),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(condition=models.Q(('client_id', ''), _negated=True), fields=('conversation', 'client_id'), name='one_message_per_client_id'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("client_id", ""), _negated=True),
+                fields=("conversation", "client_id"),
+                name="one_message_per_client_id",
+            ),
         ),
     ]

@@ -6,71 +6,106 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classrooms', '0001_initial'),
-        ('tutor', '0001_initial'),
+        ("classrooms", "0001_initial"),
+        ("tutor", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='claimed_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="message",
+            name="claimed_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='message',
-            name='claimed_until',
+            model_name="message",
+            name="claimed_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='message',
-            name='distressed',
+            model_name="message",
+            name="distressed",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='message',
-            name='group_opt_out',
+            model_name="message",
+            name="group_opt_out",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='message',
-            name='question_key',
+            model_name="message",
+            name="question_key",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name='message',
-            name='question_vector',
+            model_name="message",
+            name="question_vector",
             field=models.JSONField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='message',
-            name='review_opened_at',
+            model_name="message",
+            name="review_opened_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='message',
-            name='review_seconds',
+            model_name="message",
+            name="review_seconds",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='message',
-            name='status',
-            field=models.CharField(blank=True, choices=[('queued', 'Queued'), ('drafting', 'Drafting'), ('awaiting_review', 'Awaiting review'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('failed', 'Drafting failed'), ('grouped', 'Answered with alike questions')], max_length=20),
+            model_name="message",
+            name="status",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("queued", "Queued"),
+                    ("drafting", "Drafting"),
+                    ("awaiting_review", "Awaiting review"),
+                    ("approved", "Approved"),
+                    ("rejected", "Rejected"),
+                    ("failed", "Drafting failed"),
+                    ("grouped", "Answered with alike questions"),
+                ],
+                max_length=20,
+            ),
         ),
         migrations.CreateModel(
-            name='QuestionGroup',
+            name="QuestionGroup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('classroom', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='question_groups', to='classrooms.classroom')),
-                ('lead', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='led_group', to='tutor.message')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "classroom",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="question_groups",
+                        to="classrooms.classroom",
+                    ),
+                ),
+                (
+                    "lead",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="led_group", to="tutor.message"
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='message',
-            name='group',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='members', to='tutor.questiongroup'),
+            model_name="message",
+            name="group",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="members",
+                to="tutor.questiongroup",
+            ),
         ),
     ]
