@@ -3,7 +3,7 @@ with the code, the compiled .mo matching the .po, and the main pages free of Eng
 
 To update the catalogue after adding strings:
 
-    python manage.py makemessages -l fr --ignore=.venv --ignore=var --ignore=static/vendor \
+    python manage.py makemessages -l fr --no-location --ignore=.venv --ignore=var --ignore=static/vendor \
         --ignore=tests --ignore=bench
     # translate the new entries in locale/fr/LC_MESSAGES/django.po (no "fuzzy" left), then
     python manage.py compilemessages -l fr --ignore=.venv
