@@ -166,6 +166,8 @@ def _group_view(reply: Message) -> dict | None:
         "students": [str(m.conversation.student) for m in members],
         # Each member, for splitting one out or answering it apart (the lead first).
         "lead_id": lead_id,
+        # What the card sends back with its decision: the questions besides its own.
+        "others": [m.pk for m in members if m.pk != reply.pk],
         "members": [
             {
                 "reply_id": m.pk,
