@@ -69,7 +69,7 @@ def choose_database() -> tuple[str, str]:
     url = explicit or DEFAULT_DB_URL
     parts = urlsplit(url)
     if parts.scheme.startswith("sqlite"):
-        return url, "SQLite"
+        return fresh_sqlite(Path(parts.path)), "SQLite"
     name = parts.path.lstrip("/")
     if "bench" not in name:
         sys.exit(
@@ -85,9 +85,7 @@ def choose_database() -> tuple[str, str]:
         if explicit:
             sys.exit(f"BENCH_DATABASE_URL: no PostgreSQL answers at {parts.hostname}:{parts.port or 5432} ({exc}).")
         path = ROOT / "var" / "bench" / "bench.sqlite3"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for leftover in path.parent.glob("bench.sqlite3*"):
-            leftover.unlink()
+        fresh_sqlite(path)
         print(
             f"no PostgreSQL at {parts.hostname}:{parts.port or 5432}: running on SQLite ({path}); writers queue up "
             "there, so these figures are not comparable with PostgreSQL's. Set BENCH_DATABASE_URL to use a server.",
@@ -98,6 +96,14 @@ def choose_database() -> tuple[str, str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     return url, f"PostgreSQL {parts.hostname}:{parts.port or 5432}/{name}"
+
+
+def fresh_sqlite(path: Path) -> str:
+    """An empty SQLite database at `path` (and its journal files removed); its URL."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(path.name + "*"):
+        leftover.unlink()
+    return f"sqlite:///{path}"
 
 
 def setup_django(redis_url: str, db_url: str):
@@ -360,6 +366,8 @@ async def main_async(args, ports, people, teachers, redis):
     def passes(step, ceiling):
         return step["p95_ms"] is not None and step["p95_ms"] <= ceiling and not step["lost"] and not step["refused"]
 
+    print("warm-up (not counted):", end=" ", flush=True)
+    await round_at(args.school_rate, 10)  # templates, imports and connections of each server
     results = {"school": await round_at(args.school_rate, args.approvals), "rates": []}
     # The highest rate at which p95 stays within the ceiling: up the list, then one step between.
     best, first_fail = None, None
