@@ -40,7 +40,8 @@ def free_port() -> int:
 
 def form_of(html: str) -> tuple[str, dict[str, str]]:
     """The action and hidden fields of the first form of a page (what a browser would post)."""
-    action = unescape(re.search(r'<form[^>]*action="([^"]*)"', html).group(1))
+    found = re.search(r'<form[^>]*action="([^"]*)"', html)
+    action = unescape(found.group(1)) if found else ""
     fields = {
         unescape(name): unescape(value)
         for name, value in re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', html)
@@ -139,10 +140,11 @@ from cas_server.models import ServicePattern, ReplaceAttributName
 import json
 for login, (password, attributes) in json.loads(os.environ["CAS_PEER_PEOPLE"]).items():
     User.objects.create_user(login, password=password, first_name=attributes.get("first_name", ""),
-                             last_name=attributes.get("last_name", ""), email=attributes.get("email", ""))
+                             last_name=attributes.get("last_name", ""), email=attributes.get("email", ""),
+                             is_staff=attributes.get("is_staff", False))
 pattern = ServicePattern.objects.create(pos=0, name="tutor", pattern=os.environ["CAS_PEER_SERVICE"],
                                         single_log_out=True)
-for name in ("first_name", "last_name", "email", "username"):
+for name in ("first_name", "last_name", "email", "username", "is_staff"):
     ReplaceAttributName.objects.create(name=name, service_pattern=pattern)
 from django.core.servers.basehttp import run
 from django.core.wsgi import get_wsgi_application
