@@ -35,6 +35,10 @@ class OwnProviderForm(forms.Form):
         return data
 
 
+def rule_values_of(sign_in: SchoolSignIn) -> dict:
+    return {name: getattr(sign_in, name) for name in SIGN_IN_RULE_FIELDS}
+
+
 class SignInRulesForm(forms.ModelForm):
     class Meta:
         model = SchoolSignIn

@@ -319,12 +319,12 @@ def registration_named_by(request: HttpRequest) -> LtiRegistration | None:
             client_id = aud[0] if isinstance(aud, list) and aud else aud
         except jwt.InvalidTokenError:
             return None
-    if not issuer:
-        return None
-    registrations = LtiRegistration.objects.filter(issuer=issuer, is_active=True)
-    if client_id:
-        registrations = registrations.filter(client_id=client_id)
-    return registrations.select_related("school_platform").first()
+    registrations = LtiRegistration.objects.filter(is_active=True).select_related("school_platform")
+    found = registrations.filter(issuer=issuer, client_id=client_id) if client_id else None
+    if found is None or not found.exists():
+        # By client ID alone: a platform whose address (issuer) changed is still shown its errors.
+        found = registrations.filter(client_id=client_id) if client_id else registrations.filter(issuer=issuer)
+    return found.first() if issuer or client_id else None
 
 
 # Deep linking and rosters

@@ -547,7 +547,9 @@ def school_sign_in_add(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def school_sign_in_rules(request: HttpRequest, sign_in_id: int) -> HttpResponse:
     sign_in = selectors.sign_in_for_school_admin(request.user, sign_in_id)
-    form = forms.SignInRulesForm(request.POST or None, instance=sign_in)
+    # Not bound to the instance: validating would set the new values on it before the
+    # service compares them with the old ones.
+    form = forms.SignInRulesForm(request.POST or None, initial=forms.rule_values_of(sign_in))
     if request.method == "POST" and form.is_valid():
         services.sign_in_update(actor=request.user, sign_in=sign_in, **form.rule_values())
         flash.success(request, _("Saved."))

@@ -38,8 +38,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def form_of(html: str) -> tuple[str, dict[str, str]]:
-    """The action and hidden fields of the first form of a page (what a browser would post)."""
+def form_of(html: str, form_id: str = "") -> tuple[str, dict[str, str]]:
+    """The action and fields of a page's form (the first, or the one with `form_id`), as a
+    browser would post them."""
+    if form_id:
+        html = re.search(rf'<form[^>]*id="{form_id}".*?</form>', html, re.S).group(0)
     found = re.search(r'<form[^>]*action="([^"]*)"', html)
     action = unescape(found.group(1)) if found else ""
     fields = {

@@ -109,3 +109,19 @@ def test_a_forged_or_replayed_ticket_signs_nobody_in(ent, ent_sign_in, live_serv
     assert User.objects.filter(last_name="Martin").count() == 1
     reasons = list(SignInProblem.objects.filter(school=ent_sign_in.school).values_list("reason", flat=True))
     assert reasons == ["ticket", "ticket"]
+
+
+def test_testing_the_ent_checks_the_cas_server_itself(ent, ent_sign_in):
+    from django.test import Client
+
+    from tests.conftest import make_person
+
+    admin = make_person("ent-admin", ent_sign_in.school, is_school_admin=True)
+    client = Client()
+    client.force_login(admin)
+    client.post(reverse("identity_school_sign_in_test", kwargs={"sign_in_id": ent_sign_in.id}))
+    page = client.get(reverse("identity_school_sign_in_rules", kwargs={"sign_in_id": ent_sign_in.id})).content.decode()
+    assert "The sign-in page answers" in page
+    assert "validates tickets at /p3/serviceValidate" in page
+    assert f"http://testserver/accounts/cas/{ent_sign_in.provider.key}/" in page  # the service address to register
+    assert "✗" not in page
