@@ -38,20 +38,19 @@ def _clock(response: requests.Response, what: str) -> Check:
     except (TypeError, ValueError):
         return Check(True, _("Clocks"), _("%(what)s's Date header could not be read.") % {"what": what})
     if abs(skew) > CLOCK_SKEW_WARNING_SECONDS:
-        return Check(
-            abs(skew) <= settings.IDENTITY_CLOCK_LEEWAY_SECONDS,
-            _("Clocks"),
+        values = {"what": what, "seconds": abs(skew), "leeway": settings.IDENTITY_CLOCK_LEEWAY_SECONDS}
+        text = (
             _(
-                "%(what)s's clock is %(seconds)d seconds %(direction)s this server's. Tokens are accepted with "
+                "%(what)s's clock is %(seconds)d seconds ahead of this server's. Tokens are accepted with "
                 "%(leeway)d seconds of leeway: set both clocks by NTP."
             )
-            % {
-                "what": what,
-                "seconds": abs(skew),
-                "direction": _("ahead of") if skew > 0 else _("behind"),
-                "leeway": settings.IDENTITY_CLOCK_LEEWAY_SECONDS,
-            },
+            if skew > 0
+            else _(
+                "%(what)s's clock is %(seconds)d seconds behind this server's. Tokens are accepted with "
+                "%(leeway)d seconds of leeway: set both clocks by NTP."
+            )
         )
+        return Check(abs(skew) <= settings.IDENTITY_CLOCK_LEEWAY_SECONDS, _("Clocks"), text % values)
     return Check(True, _("Clocks"), _("%(what)s's clock agrees with this server's.") % {"what": what})
 
 
@@ -173,7 +172,7 @@ def platform_checks(request: HttpRequest, platform: LtiPlatform) -> list[Check]:
     from pylti1p3.exception import LtiException
     from pylti1p3.service_connector import ServiceConnector
 
-    from classrooms.identity.lti import NRPS_SCOPE
+    from classrooms.identity.lti import NRPS_SCOPE, signing_registration
 
     registration = platform.registration
     checks = [
@@ -208,7 +207,7 @@ def platform_checks(request: HttpRequest, platform: LtiPlatform) -> list[Check]:
             )
         )
     try:
-        connector = ServiceConnector(registration.to_registration(), requests_session=TimeoutSession())
+        connector = ServiceConnector(signing_registration(registration), requests_session=TimeoutSession())
         connector.get_access_token([NRPS_SCOPE])
         checks.append(Check(True, _("Rosters"), _("The platform accepts the tool's key and gives roster access.")))
     except LtiException as error:

@@ -60,6 +60,12 @@ def tool_key() -> Key:
     return key or Key.objects.generate()
 
 
+def signing_registration(registration: LtiRegistration):
+    """pylti1p3's registration, with the tool's key to sign with (made if none exists yet)."""
+    tool_key()
+    return registration.to_registration()
+
+
 def course_role(roles: list[str]) -> str | None:
     """The class role a course role gives: Instructor → teacher, teaching assistant →
     reviewer, Learner → student; anything else (mentor, guest) → no place in the class."""
@@ -180,6 +186,10 @@ def register_with_platform(config: dict, registration_token: str, payload: dict)
 class ToolConfig(DjangoToolConfig):
     """django-lti's lookup of registrations and deployments (an unknown deployment is kept,
     inactive, so that a school admin can see it and turn it on)."""
+
+    def find_registration_by_params(self, iss, client_id, *args, **kwargs):
+        tool_key()  # django-lti's registration needs a tool key, even before the JWKS was read
+        return super().find_registration_by_params(iss, client_id, *args, **kwargs)
 
 
 def login_redirect(request: HttpRequest, registration_uuid) -> HttpResponse:
@@ -335,7 +345,7 @@ def deep_link_response_jwt(
 ) -> str:
     """The signed answer that tells the platform which activity to add."""
     resource = DeepLinkResource().set_url(url).set_title(title).set_custom_params(custom)
-    deep_link = DeepLink(platform.registration.to_registration(), deployment_id, settings_claim)
+    deep_link = DeepLink(signing_registration(platform.registration), deployment_id, settings_claim)
     return deep_link.get_response_jwt([resource])
 
 
@@ -351,7 +361,7 @@ def roster_fetch(context: LtiContext) -> list[dict]:
             ),
         )
     service = NamesRolesProvisioningService(
-        ServiceConnector(context.deployment.registration.to_registration(), requests_session=TimeoutSession()),
+        ServiceConnector(signing_registration(context.deployment.registration), requests_session=TimeoutSession()),
         {"context_memberships_url": context.memberships_url},
     )
     try:
