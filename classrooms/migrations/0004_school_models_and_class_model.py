@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classrooms', '0003_school_administration'),
+        ("classrooms", "0003_school_administration"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='classroom',
-            name='model_key',
-            field=models.CharField(blank=True, max_length=40, verbose_name='model'),
+            model_name="classroom",
+            name="model_key",
+            field=models.CharField(blank=True, max_length=40, verbose_name="model"),
         ),
         migrations.AddField(
-            model_name='school',
-            name='allowed_models',
-            field=models.JSONField(blank=True, default=list, verbose_name='models classes may use'),
+            model_name="school",
+            name="allowed_models",
+            field=models.JSONField(blank=True, default=list, verbose_name="models classes may use"),
         ),
         migrations.AddField(
-            model_name='school',
-            name='default_model',
-            field=models.CharField(blank=True, max_length=40, verbose_name='default model'),
+            model_name="school",
+            name="default_model",
+            field=models.CharField(blank=True, max_length=40, verbose_name="default model"),
         ),
     ]

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2
+from django.utils.translation import gettext_noop
 
 from inference.engine import Draft, DraftJob, DraftPostponed, ModelUnavailable
 
@@ -74,14 +75,13 @@ GENERATION_FIELDS = (
     "stop",
 )
 
-# Reasons a teacher reads on the review card (stored in English, shown translated: the
-# same strings are marked for translation in tutor/model_settings.py).
-SERVER_DOWN = "The model server does not answer."
-SERVER_BUSY = "The model server is busy."
-SERVER_UNREADABLE = "The model server sent an answer the tutor cannot read."
-SERVER_STOPPED = "The model server stopped in the middle of a draft."
-SERVER_NO_MODEL = "The model server does not offer this class's model."
-SERVER_REFUSED_KEY = "The model server refused the tutor's access key."
+# Reasons a teacher reads on the review card: stored in English, shown translated.
+SERVER_DOWN = gettext_noop("The model server does not answer.")
+SERVER_BUSY = gettext_noop("The model server is busy.")
+SERVER_UNREADABLE = gettext_noop("The model server sent an answer the tutor cannot read.")
+SERVER_STOPPED = gettext_noop("The model server stopped in the middle of a draft.")
+SERVER_NO_MODEL = gettext_noop("The model server does not offer this class's model.")
+SERVER_REFUSED_KEY = gettext_noop("The model server refused the tutor's access key.")
 
 
 class _TryAgain(Exception):

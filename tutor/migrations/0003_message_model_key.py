@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tutor', '0002_groups_claims_triage'),
+        ("tutor", "0002_groups_claims_triage"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='model_key',
+            model_name="message",
+            name="model_key",
             field=models.CharField(blank=True, max_length=40),
         ),
     ]
