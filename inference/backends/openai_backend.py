@@ -21,9 +21,10 @@ How it works
   raises DraftPostponed with a plain reason for the teacher: the reply stays owed and
   the reconciler tries it again later. A request the server refuses for itself (400)
   raises ValueError: that draft fails and the teacher sees why.
-* Prompt budget: the model's own tokenizer (`tokenizer.json` in TOKENIZER, read with the
-  `tokenizers` library) when it is on disk, otherwise a conservative estimate; the
-  context window is CONTEXT_WINDOW, else what the server reports, else 4096.
+* Prompt budget: the model's own tokenizer and chat template (`tokenizer.json` and
+  `chat_template.jinja` / `tokenizer_config.json` in the TOKENIZER folder, read with the
+  `tokenizers` library and Jinja2) when they are on disk, otherwise an estimate from
+  above; the context window is CONTEXT_WINDOW, else what the server reports, else 4096.
 
 Config keys (see tutor/model_settings.py for the settings that fill them):
 BASE_URL (…/v1), MODEL (the server's name for the model; empty: the only one it lists),
@@ -246,34 +247,22 @@ class OpenAIEngine:
         return self._configured_context or self._reported_context or DEFAULT_CONTEXT_WINDOW
 
     # ------------------------------------------------------------------ prompt budget
+    def count_tokens(self, messages: list[dict]) -> int:
+        """Tokens the prompt takes: with the model's own tokenizer and chat template when
+        they are on disk (what the server itself counts), else an estimate from above."""
+        if self._tokenizer is not None:
+            return self._tokenizer.count(messages)
+        return estimate_tokens(messages)
+
     @staticmethod
-    def _load_tokenizer(folder: str):
+    def _load_tokenizer(folder: str) -> _Tokenizer | None:
         if not folder:
             return None
-        path = Path(folder).expanduser()
-        file = path if path.is_file() else path / "tokenizer.json"
-        if not file.is_file():
-            log.warning("no tokenizer.json at %s: prompt lengths are estimated", folder)
+        try:
+            return _Tokenizer(Path(folder).expanduser())
+        except (OSError, ValueError) as exc:
+            log.warning("cannot read the tokenizer in %s (%s): prompt lengths are estimated", folder, exc)
             return None
-        from tokenizers import Tokenizer  # the Rust tokenizers library: no torch
-
-        return Tokenizer.from_file(str(file))
-
-    def count_tokens(self, messages: list[dict]) -> int:
-        """Tokens the prompt takes, counted with the model's tokenizer when it is on disk,
-        else estimated from above (a UTF-8 byte in three is a token: real tokenizers give
-        about one in four for French or English). Each turn adds 8 for the chat template's
-        markers, which is more than ChatML, Llama 3, Mistral and Gemma use."""
-        total = 8
-        for message in messages:
-            content = str(message.get("content") or "")
-            if self._tokenizer is not None:
-                # As plain text: a special token typed by a student is not one (PITFALLS).
-                total += len(self._tokenizer.encode(content, add_special_tokens=False).ids)
-            else:
-                total += math.ceil(len(content.encode("utf-8")) / 3)
-            total += 8
-        return total
 
     # ------------------------------------------------------------------ drafting
     def draft(self, job: DraftJob) -> Draft:
@@ -489,6 +478,76 @@ class OpenAIEngine:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+
+
+def estimate_tokens(messages: list[dict]) -> int:
+    """From above: a UTF-8 byte in three is a token (real tokenizers give about one in four
+    for French or English), 8 per turn for the chat template's markers (more than ChatML,
+    Llama 3, Mistral or Gemma use), and 64 for a default system prompt that some templates
+    add when there is none."""
+    total = 8 + sum(math.ceil(len(str(m.get("content") or "").encode("utf-8")) / 3) + 8 for m in messages)
+    if not any(m.get("role") == "system" for m in messages):
+        total += 64
+    return total
+
+
+class _Tokenizer:
+    """A model's tokenizer.json (the Rust `tokenizers` library: no torch) and its chat
+    template (chat_template.jinja or tokenizer_config.json), rendered as transformers does."""
+
+    def __init__(self, folder: Path):
+        from tokenizers import Tokenizer
+
+        file = folder if folder.is_file() else folder / "tokenizer.json"
+        if not file.is_file():
+            raise ValueError("no tokenizer.json")
+        self._tokenizer = Tokenizer.from_file(str(file))
+        self._lock = threading.Lock()
+        root = file.parent
+        config = {}
+        if (root / "tokenizer_config.json").is_file():
+            config = json.loads((root / "tokenizer_config.json").read_text())
+        source = config.get("chat_template")
+        if isinstance(source, list):  # named templates: the default one
+            source = next((t.get("template") for t in source if t.get("name") == "default"), None)
+        if (root / "chat_template.jinja").is_file():
+            source = (root / "chat_template.jinja").read_text()
+        self._template = None
+        self._specials = {
+            name: config[name] if isinstance(config.get(name), str) else (config.get(name) or {}).get("content", "")
+            for name in ("bos_token", "eos_token", "pad_token", "unk_token")
+        }
+        if source:
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            environment = ImmutableSandboxedEnvironment(
+                trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+            )
+            environment.filters["tojson"] = lambda value, indent=None, **_: json.dumps(
+                value, ensure_ascii=False, indent=indent
+            )
+            environment.globals["raise_exception"] = _template_error
+            environment.globals["strftime_now"] = lambda fmt: time.strftime(fmt)
+            self._template = environment.from_string(source)
+
+    def count(self, messages: list[dict]) -> int:
+        turns = [{"role": m["role"], "content": str(m.get("content") or "")} for m in messages]
+        if self._template is not None:
+            try:
+                text = self._template.render(messages=turns, add_generation_prompt=True, **self._specials)
+            except Exception as exc:  # noqa: BLE001 - a template we cannot render: estimate
+                log.warning("cannot render the chat template (%s): prompt lengths are estimated", exc)
+                self._template = None
+            else:
+                with self._lock:
+                    return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        with self._lock:
+            contents = sum(len(self._tokenizer.encode(t["content"], add_special_tokens=False).ids) for t in turns)
+        return contents + estimate_tokens([{"role": t["role"], "content": ""} for t in turns])
+
+
+def _template_error(message: str):
+    raise ValueError(message)
 
 
 class _LogprobsRefused(Exception):

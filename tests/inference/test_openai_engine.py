@@ -214,12 +214,17 @@ def test_prompts_are_counted_with_the_models_tokenizer_when_it_is_on_disk(peer, 
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.add_special_tokens(["<|im_start|>"])
     tokenizer.save(str(tmp_path / "tokenizer.json"))
-    engine = engines(peer.url, TOKENIZER=str(tmp_path))
     messages = [{"role": "user", "content": "hello there hello"}]
-    assert engine.count_tokens(messages) == 8 + 3 + 8
-    # Without it, an estimate from above: more than the real count.
+    # Without a chat template: the contents counted exactly, the template's part estimated.
+    without_template = engines(peer.url, TOKENIZER=str(tmp_path)).count_tokens(messages)
+    assert without_template == 3 + 8 + 8 + 64
+    # With one (as tokenizer_config.json holds it): exactly what the server counts.
+    template = "{% for m in messages %}<|im_start|>{{ m['content'] }}\n{% endfor %}"
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
+    assert engines(peer.url, TOKENIZER=str(tmp_path)).count_tokens(messages) == 4
+    # No tokenizer at all: an estimate from above.
     estimated = engines(peer.url).count_tokens(MESSAGES)
-    assert estimated >= sum(len(m["content"]) for m in MESSAGES) / 3
+    assert estimated >= sum(len(m["content"]) for m in MESSAGES) / 3 + 16
 
 
 def test_a_worker_in_this_mode_never_imports_torch(peer):
