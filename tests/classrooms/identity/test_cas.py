@@ -16,6 +16,8 @@ from classrooms.models import Classroom, Membership, School, User
 from classrooms.selectors import is_staff_member
 from tests.classrooms.identity import peers
 
+pytestmark = pytest.mark.e2e  # the CAS server is its own process
+
 PEOPLE = {
     "lea.martin": ["lea-pass-2026", {"first_name": "Léa", "last_name": "Martin", "email": "lea@ent.example"}],
     "marie.curie": ["marie-pass-2026", {"first_name": "Marie", "last_name": "Curie", "is_staff": True}],
