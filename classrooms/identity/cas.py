@@ -29,7 +29,6 @@ from classrooms.identity.http import TimeoutSession
 from classrooms.identity.models import IdentityProvider
 
 log = logging.getLogger("classrooms.identity")
-FLOW_SESSION_KEY = "identity_cas_flow"
 
 
 def service_url(request: HttpRequest, provider: IdentityProvider) -> str:

@@ -12,7 +12,6 @@ says in plain words what went wrong.
 
 from __future__ import annotations
 
-import json
 import logging
 from urllib.parse import urlsplit
 
@@ -46,7 +45,6 @@ ADMINISTRATOR = MEMBERSHIP + "Administrator"
 LEARNER = MEMBERSHIP + "Learner"
 TEACHING_ASSISTANT = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
-CUSTOM_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/custom"
 
 
 def _storage() -> DjangoCacheDataStorage:
@@ -378,13 +376,3 @@ def roster_fetch(context: LtiContext) -> list[dict]:
         ) from error
     except (requests.RequestException, ValueError) as error:
         raise _http_refusal(_("Reading the course's roster"), error) from error
-
-
-def custom_param(lti_launch: LtiLaunch, name: str) -> str:
-    custom = lti_launch.get_claim(CUSTOM_CLAIM) or {}
-    value = custom.get(name) if isinstance(custom, dict) else None
-    return str(value) if value is not None else ""
-
-
-def dumps(value: dict) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
