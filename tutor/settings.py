@@ -52,13 +52,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "lti_tool",  # django-lti: LTI 1.3 registrations, deployments, course contexts, tool keys
+    "django_cas_ng",  # its CAS session tickets, for single sign-out
     "classrooms",
+    "classrooms.identity",
     "tutor",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Above the session and CSRF middleware: rewrites their cookies and the frame policy
+    # on the way out, for sessions opened by an LTI launch only.
+    "classrooms.identity.middleware.PlatformFrameMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,7 +122,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    # Sessions opened through a school's sign-in service or an LTI launch.
+    "classrooms.identity.backends.SignInServiceBackend",
+]
 AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "10"))
 AXES_COOLOFF_TIME = 0.25  # hours: a locked-out pupil can try again after 15 minutes
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -183,6 +194,26 @@ CHANNEL_LAYERS = {
     }
 }
 
+# The default cache stays in the process (join-code throttle). Sign-in flows keep their
+# one-time state (LTI nonces, provider discovery) in Redis, shared by every web process.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "identity": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("CHANNELS_PREFIX", "tutor") + "-identity",
+        "TIMEOUT": 3600,
+    },
+}
+
+# Signing in with a school's accounts (classrooms/identity): OpenID Connect, CAS, LTI 1.3.
+IDENTITY_CLOCK_LEEWAY_SECONDS = int(env("TUTOR_IDENTITY_CLOCK_LEEWAY", "60"))
+IDENTITY_HTTP_TIMEOUT_SECONDS = float(env("TUTOR_IDENTITY_HTTP_TIMEOUT", "10"))
+IDENTITY_ROSTER_SYNC_SECONDS = int(env("TUTOR_LTI_ROSTER_SYNC_SECONDS", "900"))
+OIDC_TIMEOUT = IDENTITY_HTTP_TIMEOUT_SECONDS  # mozilla-django-oidc's requests to providers
+OIDC_VERIFY_SSL = env_bool("TUTOR_IDENTITY_VERIFY_TLS", True)
+CAS_VERIFY_SSL_CERTIFICATE = OIDC_VERIFY_SSL
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -200,6 +231,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("TUTOR_RECONCILE_SECONDS", "30")),
     },
     "delete-expired-conversations": {"task": "tutor.delete_expired_conversations", "schedule": 3600.0},
+    "sync-course-rosters": {"task": "identity.sync_course_rosters", "schedule": 300.0},
 }
 
 # The model of a deployment that declares only one (tutor/model_settings.py): the embedded
