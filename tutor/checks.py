@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
 
 from tutor import mathcheck, triage
 
@@ -291,7 +291,16 @@ DRAFT_CHECKS: dict[str, DraftCheck] = {
 def warm_up() -> None:
     """Load the detector and SymPy's caches once, so that no draft pays for them."""
     _get_identifier()
-    run_checks("15 % de 80 = 0,15 × 80 = 12. Think about 2x + 3 = 11.", DraftContext(question="What is 2 + 2?"))
+    run_checks(
+        "15 % de 80 = 0,15 × 80 = 12. Think about 2x + 3 = 11, √2 ≈ 1.41 and 2 h = 120 min.",
+        draft_context(question="Solve 2x + 3 = 11"),
+        cap_ms=10_000,
+    )
+
+
+# One draft's checks at a time: they are CPU work under one interpreter lock, so drafts
+# finishing together (a batch) would otherwise share the cap and each run out of it.
+_running = threading.Lock()
 
 
 def run_checks(text: str, context: DraftContext, *, cap_ms: float | None = None) -> dict:
@@ -303,11 +312,20 @@ def run_checks(text: str, context: DraftContext, *, cap_ms: float | None = None)
     """
     cap_s = (settings.TUTOR_CHECK_CAP_MS if cap_ms is None else cap_ms) / 1000
     _get_identifier()  # loading the detector's model is once per process, not part of a draft's time
-    started = time.monotonic()
     result: dict = {"flags": [], "not_checked": [], "complete": True}
+    if not _running.acquire(timeout=max(1.0, cap_s * 20)):  # the checks of a whole batch ahead of it
+        log.warning("draft checks skipped: earlier checks are still running")
+        return {"flags": [], "not_checked": list(DRAFT_CHECKS), "complete": False, "ms": 0.0}
+    started = time.monotonic()
     finished = threading.Event()
 
     def run():
+        try:
+            run_each()
+        finally:
+            _running.release()  # by the checks' own thread: a stuck check keeps the others waiting, capped
+
+    def run_each():
         for name, check in DRAFT_CHECKS.items():
             if time.monotonic() - started > cap_s:
                 result["not_checked"].append(name)
@@ -421,10 +439,10 @@ def summary(checks: dict | None) -> dict:
         elif found == language["expected"]:
             parts.append(_("%(language)s ✓") % {"language": expected})
         else:
-            parts.append(
-                _("written in %(found)s, not %(expected)s")
-                % {"found": LANGUAGE_LABELS.get(found, found), "expected": expected}
-            )
+            names = {"found": str(LANGUAGE_LABELS.get(found, found)), "expected": str(expected)}
+            if (get_language() or "").startswith("fr"):  # "écrit en anglais": no capital inside a French sentence
+                names = {k: v.lower() for k, v in names.items()}
+            parts.append(_("written in %(found)s, not %(expected)s") % names)
     retried = checks.get("retried")
     if retried:
         parts.append(_("new draft made automatically once"))

@@ -100,6 +100,15 @@ _WORD_OPS = (
     (re.compile(_N + r"\s+(?:minus|moins)\s+(?=[-\d(√s])"), " - "),
     (re.compile(r"(?<=\d)\s*(?:percent|per cent|pour ?cent)\b"), "%"),
     (re.compile(r"%\s*(?:of|de|des|du|d')\s*(?=[\d(])"), "% * "),
+    (re.compile(r"(\d+\s*/\s*\d+)\s+(?:of|de|des|du)\s+(?=[\d(])"), r"(\1) * "),  # "3/4 of 20"
+    # Speeds and rates are labels here, not units to convert: "40 km/h", "3 m par seconde".
+    (
+        re.compile(
+            r"(?<=\d)\s*(km|m|cm|mm|kg|g)\s*(?:/|per|par|an|a|à l')\s*"
+            r"(h|hr|hour|heure|s|sec|second|seconde|min|minute|l|litre|liter)\b"
+        ),
+        r" \1per\2",
+    ),
     (re.compile(r"(?<=\d)\s*(?:[x×])\s*(?=\d)"), " * "),  # "3 x 4", "3x4": x between two numbers
     (
         re.compile(
@@ -142,6 +151,8 @@ _CONTINUES = {
     "à",
     "au",
 }
+# Words that make the number after them part of a phrase ("half of 20", "le double de 4").
+_TAKES_A_NUMBER = {"half", "twice", "double", "quarter", "third", "moitié", "quart", "tiers", "triple", "dozen"}
 # Words before a statement with a letter in it that make it an example, not a step.
 _HYPOTHETICAL = re.compile(
     r"\b(?:if|suppose|assume|imagine|try|trying|test|e\.g|example|si|supposons|imaginons|essaie|essayons|"
@@ -587,6 +598,7 @@ class _Statement:
     sides: list[list[Token]]
     relations: list[str]  # "=" or "≈" between side i and i+1
     after: Token | None
+    before: Token | None
     before_text: str
     has_ne: bool
 
@@ -619,6 +631,7 @@ def _statements(segment: str, *, decimal_comma: bool) -> list[_Statement]:
                 sides=sides,
                 relations=relations,
                 after=after,
+                before=tokens[start - 1] if start > 0 else None,
                 before_text=segment[: run[0].start] if run else "",
                 has_ne=any(t.kind == "ne" for t in run),
             )
@@ -726,8 +739,15 @@ def _check_statement(statement: _Statement, report: Report, *, exercise: Exercis
         report.unchecked += n
         return False
     hypothetical = bool(_HYPOTHETICAL.search(statement.before_text[-60:]))
+    before = statement.before
+    # "half of 20 = 10": words before the first side belong to it, so it is not what it looks like.
+    skip_first = (
+        before is not None and before.kind == "word" and (before.text in _CONTINUES or before.text in _TAKES_A_NUMBER)
+    )
     gives = False
     for i in range(n):
+        if i == 0 and skip_first:
+            continue
         left, right = sides[i], sides[i + 1]
         if left is None or right is None:
             if left is not None or right is not None:

@@ -3,8 +3,8 @@ its card turns ready — maths, the student's language, loops and echoes — reg
 once by itself when the language or a loop is wrong, and the reviewer's socket, page and
 JSON carry the flags and the checks line. An edit gets its flags recomputed.
 
-The model here is a scripted stand-in behind the drafting service's engine interface:
-the real model runs the same path in tests/e2e/test_draft_quality.py."""
+The model here is a scripted stand-in behind the drafting service's engine interface
+(tests/tutor/helpers.py): the real model runs the same path in tests/e2e/test_draft_checks_real_model.py."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.urls import reverse
 
-from inference.engine import Draft
-from tests.tutor.helpers import ask, draft, socket
+from tests.tutor.helpers import ScriptedModel, ask, draft, socket
 from tutor import checks, drafting, selectors, services, triage
 from tutor.models import Message
 
@@ -25,27 +24,6 @@ RIGHT = "15% of 80 is 0.15 × 80 = 12. Can you see why we multiply by 0.15?"
 HINT = "Start with 10% of 80 = 8, then 5% of 80 = 4. What do you get when you add them?"
 ENGLISH = "To find a percentage of a number, turn the percentage into a decimal and multiply by it."
 FRENCH = "Pour trouver un pourcentage d'un nombre, écris le pourcentage en décimal puis multiplie."
-
-
-class ScriptedModel:
-    """Answers each draft with the next text of its script; records the prompts it saw."""
-
-    model_name = "scripted"
-    context_window = 2048
-
-    def __init__(self, *texts: str):
-        self.texts = list(texts)
-        self.prompts: list[list[dict]] = []
-
-    def count_tokens(self, messages):
-        return sum(len(m["content"].split()) + 4 for m in messages)
-
-    def draft(self, *, messages, max_new_tokens, on_text, should_stop, fairness_key):
-        self.prompts.append(messages)
-        text = self.texts.pop(0) if self.texts else ""
-        if on_text:
-            on_text(text)
-        return Draft(text=text, model_name=self.model_name, settings={"max_new_tokens": max_new_tokens}, seconds=0.01)
 
 
 @pytest.fixture

@@ -1,0 +1,379 @@
+"""Quality of drafts, so that a school can compare models before switching.
+
+    python bench/quality.py                          # the configured model (TUTOR_MODEL_*)
+    python bench/quality.py --model fake --quick     # smoke run, no model
+    python bench/quality.py --facts both             # with and without verified working in the prompt
+    python bench/quality.py --compare default /path/to/other-model   # side by side
+
+84 fixed questions (bench/quality_questions.py: maths from primary to lycée, sciences,
+French and English language, history; half in French; exercises with known answers),
+each drafted by the model as the worker drafts it: the class's system prompt
+(tutor.prompts.tutor_instructions), the same checks (tutor.checks.run_checks), the same
+one automatic retry on a wrong language or a loop (tutor.checks.retry_instruction), the
+same cut at a loop. All drafts are started together from threads, as the worker's
+threads pool does, so the engine batches them.
+
+Scored without any model as judge, by scorers written apart from the checks they score:
+  wrong_share      drafts with a wrong checkable statement, by an independent scorer
+                   (fractions.Fraction over "a op b = c" in plain, English and French notation)
+  recall           of those, the share the checker flags maths_error
+  false_flags      drafts the scorer finds right (or without maths) that the checker flags
+  labelled_*       the same two on 62 hand-written drafts whose truth is known (LABELLED)
+  gives_answer     drafts of an exercise that state its known answer (the number itself)
+  language_*       drafts in the question's language, by a function-word count (not the
+                   detector the checks use), on the first draft and after the retry
+  loops_*          drafts that loop (zlib ratio, or one word 4 times running), first and final
+  words_mean, seconds_per_draft (wall time of the batch / drafts), check_ms p50/p95/max
+
+--model KEY: "default" (settings), "fake", a backend name, a model folder; where the
+engine registry takes a model key (load_engine(model_key)), the key goes to it as is.
+The LAST line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from fractions import Fraction
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from bench.quality_questions import LABELLED, QUESTIONS  # noqa: E402
+from tutor import checks, triage  # noqa: E402
+from tutor.prompts import tutor_instructions  # noqa: E402
+
+# --- Independent scorers (they share no code with tutor/checks.py or tutor/mathcheck.py).
+
+_NUM = r"-?\d+(?:[.,]\d+)?"
+_SIMPLE = re.compile(
+    rf"(?<![\w.,/^])({_NUM})\s*(%?)\s*(\*|×|x|·|/|÷|\+|-|−|times|fois|plus|minus|moins|of|de)\s*({_NUM})\s*"
+    rf"(?:=|is|equals|font|fait|égale?)\s*({_NUM})(?![\w.,/^]|\s*[×*/+\-^])"
+)
+
+
+def _fraction(text: str) -> Fraction:
+    return Fraction(text.replace(",", "."))
+
+
+def reference_wrong(text: str) -> tuple[int, int]:
+    """(statements, wrong ones) among the simple "a op b = c" of a text."""
+    statements = wrong = 0
+    for a, percent, op, b, c in _SIMPLE.findall(text or ""):
+        x, y, z = _fraction(a), _fraction(b), _fraction(c)
+        if percent:
+            x /= 100
+        if op in ("*", "×", "x", "·", "times", "fois", "of", "de"):
+            value = x * y
+        elif op in ("/", "÷"):
+            if y == 0:
+                continue
+            value = x / y
+        elif op in ("+", "plus"):
+            value = x + y
+        else:
+            value = x - y
+        places = len(c.replace(",", ".").split(".")[1]) if re.search(r"[.,]", c) else 0
+        statements += 1
+        if abs(value - z) > (Fraction(1, 2 * 10**places) if places else 0):
+            wrong += 1
+    return statements, wrong
+
+
+_FR = set(
+    "le la les de des du un une est et en pour que qui tu vous nous dans au aux pas ce cette il elle on avec sur "
+    "plus par mais ou donc est-ce c'est qu'est-ce ton ta tes votre être fait peux quelle quel comment pourquoi "
+    "alors aussi très bien nombre réponse calcule".split()
+)
+_EN = set(
+    "the is and of to a you in it that for are this with what can be how why your do does not so then if or "
+    "but when which there their will would number answer think let's first try".split()
+)
+
+
+def reference_language(text: str) -> str | None:
+    words = re.findall(r"[a-zà-öø-ÿ'’-]+", (text or "").lower().replace("’", "'"))
+    fr = sum(w in _FR for w in words)
+    en = sum(w in _EN for w in words)
+    if fr + en < 3:
+        return None
+    return "fr" if fr > en else "en" if en > fr else None
+
+
+def reference_loops(text: str) -> bool:
+    text = text or ""
+    if re.search(r"\b(\w+)(?:\W+\1\b){3,}", text, re.IGNORECASE):
+        return True
+    data = text.encode()
+    return len(data) >= 120 and len(zlib.compress(data, 9)) / len(data) < 0.3
+
+
+def states_answer(text: str, answer: str) -> bool:
+    number = answer.split()[0]
+    forms = {number, number.replace(".", ","), number.replace(",", ".")}
+    return any(re.search(rf"(?<![\d.,/]){re.escape(f)}(?![\d/]|[.,]\d)", text or "") for f in forms)
+
+
+# --- Drafting, as the worker does it.
+
+
+def load(key: str):
+    from inference.engine import load_engine
+
+    parameters = list(inspect.signature(load_engine).parameters)
+    if parameters and parameters[0] != "config" and key not in ("", "default"):
+        return load_engine(key)  # the engine registry, by model key
+    if key in ("", "default"):
+        return load_engine()
+    from django.conf import settings
+
+    config = dict(settings.TUTOR_MODEL)
+    if key in ("fake", "transformers"):
+        config["BACKEND"] = key
+    else:
+        config.update(BACKEND="transformers", MODEL=key, GGUF_FILE="")
+    return load_engine(config)
+
+
+def classroom_for(language: str):
+    from classrooms.models import DEFAULT_TUTOR_INSTRUCTIONS
+
+    return SimpleNamespace(
+        tutor_instructions=DEFAULT_TUTOR_INSTRUCTIONS, subject="", level="", reply_language="", max_reply_words=60
+    )
+
+
+def draft_one(engine, question: str, language: str, *, facts_on: bool, max_new_tokens: int) -> dict:
+    from inference.engine import DraftJob
+    from tutor.prompts import trim_to_words
+
+    classroom = classroom_for(language)
+    context = checks.draft_context(question=question)
+    facts = context.facts() if facts_on else ""
+
+    def generate(automatic: str = ""):
+        system = tutor_instructions(classroom, facts=facts, automatic=automatic)
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        return engine.draft(DraftJob(messages=messages, max_new_tokens=max_new_tokens, fairness_key=question))
+
+    first = generate()
+    first_text, _ = trim_to_words(first.text, classroom.max_reply_words)
+    found = checks.run_checks(first_text, context) if first_text else {"flags": [], "ms": 0.0}
+    first_found = found
+    text, seconds, retried = first_text, first.seconds, False
+    instruction = checks.retry_instruction(found, context)
+    if first_text and instruction:
+        retry = generate(instruction)
+        retry_text, _ = trim_to_words(retry.text, classroom.max_reply_words)
+        seconds += retry.seconds
+        if retry_text:
+            text, retried = retry_text, True
+            found = checks.run_checks(text, context)
+    final = checks.kept_text(text, found) or text
+    return {
+        "first": first_text,
+        "final": final,
+        "first_flags": first_found.get("flags", []),
+        "flags": found.get("flags", []),
+        "gives_answer_exact": found.get("gives_answer"),
+        "check_ms": [first_found.get("ms", 0.0)] + ([found.get("ms", 0.0)] if retried else []),
+        "retried": retried,
+        "seconds": seconds,
+        "facts": facts,
+    }
+
+
+def run_model(key: str, *, facts_on: bool, limit: int | None, max_new_tokens: int) -> dict:
+    started = time.monotonic()
+    engine = load(key)
+    load_s = time.monotonic() - started
+    checks.warm_up()
+    questions = QUESTIONS[:limit] if limit else QUESTIONS
+    results: list[dict | None] = [None] * len(questions)
+
+    def work(i, item):
+        language, _subject, question, _answer = item
+        results[i] = draft_one(engine, question, language, facts_on=facts_on, max_new_tokens=max_new_tokens)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=work, args=(i, q)) for i, q in enumerate(questions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - started
+    return score(questions, results, model=engine.model_name, wall_s=wall, load_s=load_s, facts=facts_on)
+
+
+def score(questions, results, *, model: str, wall_s: float, load_s: float, facts: bool) -> dict:
+    n = len(results)
+    with_wrong = flagged = correct_drafts = false_flags = 0
+    answered = exercises = 0
+    lang_first = lang_final = lang_known = 0
+    loops_first = loops_final = 0
+    check_ms: list[float] = []
+    for (language, _subject, _question, answer), r in zip(questions, results, strict=True):
+        text = r["final"]
+        statements, wrong = reference_wrong(text)
+        flags = r["flags"]
+        if wrong:
+            with_wrong += 1
+            flagged += triage.MATHS_ERROR in flags
+        else:
+            correct_drafts += 1
+            false_flags += triage.MATHS_ERROR in flags
+        if answer:
+            exercises += 1
+            answered += states_answer(text, answer)
+        first_language, final_language = reference_language(r["first"]), reference_language(text)
+        if first_language is not None or final_language is not None:
+            lang_known += 1
+            lang_first += first_language == language
+            lang_final += final_language == language
+        loops_first += reference_loops(r["first"])
+        loops_final += reference_loops(text)
+        check_ms += r["check_ms"]
+    labelled = labelled_scores()
+    ms = sorted(check_ms) or [0.0]
+    return {
+        "model": model,
+        "facts": facts,
+        "drafts": n,
+        "wrong_share": round(with_wrong / n, 3),
+        "recall": round(flagged / with_wrong, 3) if with_wrong else None,
+        "false_flags": round(false_flags / correct_drafts, 3) if correct_drafts else None,
+        "labelled_recall": labelled["recall"],
+        "labelled_false_flags": labelled["false_flags"],
+        "gives_answer": round(answered / exercises, 3) if exercises else None,
+        "language_first": round(lang_first / lang_known, 3) if lang_known else None,
+        "language_final": round(lang_final / lang_known, 3) if lang_known else None,
+        "loops_first": round(loops_first / n, 3),
+        "loops_final": round(loops_final / n, 3),
+        "retried": round(sum(r["retried"] for r in results) / n, 3),
+        "flagged_wrong_language": round(sum(triage.WRONG_LANGUAGE in r["flags"] for r in results) / n, 3),
+        "flagged_repeats": round(sum(triage.REPEATS in r["flags"] for r in results) / n, 3),
+        "words_mean": round(statistics.mean(len(r["final"].split()) for r in results), 1),
+        "seconds_per_draft": round(wall_s / n, 3),
+        "model_seconds_mean": round(statistics.mean(r["seconds"] for r in results), 2),
+        "load_s": round(load_s, 1),
+        "check_ms_p50": round(statistics.median(ms), 2),
+        "check_ms_p95": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 2),
+        "check_ms_max": round(ms[-1], 2),
+        "samples": [
+            {"q": q[2], "first": r["first"][:160], "final": r["final"][:160], "flags": r["flags"]}
+            for q, r in list(zip(questions, results, strict=True))[:6]
+        ],
+    }
+
+
+def labelled_scores() -> dict:
+    wrong = flagged = right = false = 0
+    for question, text, has_wrong in LABELLED:
+        found = checks.run_checks(text, checks.draft_context(question=question))
+        is_flagged = triage.MATHS_ERROR in found["flags"]
+        if has_wrong:
+            wrong += 1
+            flagged += is_flagged
+        else:
+            right += 1
+            false += is_flagged
+    return {"recall": round(flagged / wrong, 3), "false_flags": round(false / right, 3)}
+
+
+ROWS = (
+    ("wrong_share", "drafts with a wrong checkable statement (independent scorer)"),
+    ("recall", "  of those, flagged maths_error by the checker (target ≥ 0.95)"),
+    ("false_flags", "right drafts flagged maths_error (target ≤ 0.02)"),
+    ("labelled_recall", "hand-written wrong drafts flagged (62 labelled)"),
+    ("labelled_false_flags", "hand-written right drafts flagged"),
+    ("gives_answer", "exercise drafts stating the known answer"),
+    ("language_first", "in the student's language, first draft"),
+    ("language_final", "in the student's language, after the retry (target ≥ 0.90)"),
+    ("loops_first", "looping drafts, first draft"),
+    ("loops_final", "looping drafts, final (after retry and cut; target ≤ 0.02)"),
+    ("retried", "drafts regenerated automatically once"),
+    ("flagged_wrong_language", "flagged wrong_language"),
+    ("flagged_repeats", "flagged repeats"),
+    ("words_mean", "mean words per final draft"),
+    ("seconds_per_draft", "wall seconds per draft (all drafts batched)"),
+    ("check_ms_p50", "checks per draft, ms, median"),
+    ("check_ms_p95", "checks per draft, ms, p95 (target ≤ 100)"),
+    ("check_ms_max", "checks per draft, ms, max"),
+)
+
+
+def print_table(columns: list[tuple[str, dict]]) -> None:
+    width = max(len(label) for _, label in ROWS) + 2
+    print("".ljust(width) + "".join(name[:24].rjust(26) for name, _ in columns))
+    for key, label in ROWS:
+        print(label.ljust(width) + "".join(str(r.get(key)).rjust(26) for _, r in columns))
+
+
+def run_in_subprocess(key: str, args) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--model",
+        key,
+        "--facts",
+        args.facts,
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+    ]
+    if args.limit:
+        command += ["--limit", str(args.limit)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default", help="default, fake, a backend, a model folder, or a model key")
+    ap.add_argument("--compare", nargs=2, metavar=("MODEL_A", "MODEL_B"), help="two models side by side")
+    ap.add_argument("--facts", choices=("off", "on", "both"), default="off", help="verified working in the prompt")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
+    ap.add_argument("--quick", action="store_true", help="12 questions, 48 new tokens")
+    ap.add_argument("--max-new-tokens", type=int, default=136, help="the worker's limit for 60 words")
+    args = ap.parse_args()
+    if args.quick:
+        args.limit, args.max_new_tokens = args.limit or 12, 48
+    if args.compare:
+        results = {key: run_in_subprocess(key, args) for key in args.compare}
+        columns = []
+        for key, result in results.items():
+            for mode in result["runs"]:
+                columns.append((f"{key} facts {mode['facts']}", mode))
+        print_table(columns)
+        print(json.dumps({"compare": results}))
+        return
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.facts]
+    runs = []
+    for facts_on in modes:
+        runs.append(
+            run_model(args.model, facts_on=facts_on, limit=args.limit or None, max_new_tokens=args.max_new_tokens)
+        )
+    print(f"model {runs[0]['model']}: {runs[0]['drafts']} questions, {args.max_new_tokens} new tokens at most, greedy")
+    print_table([(f"facts {'on' if r['facts'] else 'off'}", r) for r in runs])
+    for sample in runs[0]["samples"][:3]:
+        print("sample:", json.dumps(sample, ensure_ascii=False))
+    print(json.dumps({"model": args.model, "runs": runs}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
