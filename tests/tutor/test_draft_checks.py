@@ -62,9 +62,10 @@ def test_gives_answer_is_decided_exactly_when_the_question_holds_an_exercise(
 ):
     states = run_drafting(ask(student, classroom, "Solve 2x + 3 = 11"), ScriptedModel("Subtract 3: 2x = 8, so x = 4."))
     assert codes(states, teacher) == ["gives_answer"]
-    # "x =" at the end looks like an answer to the wording guess, but the value is not stated.
+    # "= 8." looks like an answer to the wording guess, but the exercise's value is not stated.
+    assert triage.seems_to_give_answer("Subtract 3 from both sides: 2x = 8.")
     hint = run_drafting(
-        ask(student, classroom, "Solve 2x + 3 = 11"), ScriptedModel("What do you do first to find x? Then x = ?")
+        ask(student, classroom, "Solve 2x + 3 = 11"), ScriptedModel("Subtract 3 from both sides: 2x = 8.")
     )
     assert codes(hint, teacher) == []
 
