@@ -15,7 +15,9 @@ threads pool does, so the engine batches them.
 
 Scored without any model as judge, by scorers written apart from the checks they score:
   wrong_share      drafts with a wrong checkable statement, by an independent scorer
-                   (fractions.Fraction over "a op b = c" in plain, English and French notation)
+                   (Python's own parser and fractions.Fraction over arithmetic chains in
+                   plain, English and French notation, and "x = …" against the question's
+                   linear equation)
   recall           of those, the share the checker flags maths_error
   false_flags      drafts the scorer finds right (or without maths) that the checker flags
   labelled_*       the same two on 62 hand-written drafts whose truth is known (LABELLED)
@@ -61,38 +63,99 @@ from tutor.prompts import tutor_instructions  # noqa: E402
 
 # --- Independent scorers (they share no code with tutor/checks.py or tutor/mathcheck.py).
 
-_NUM = r"-?\d+(?:[.,]\d+)?"
-_SIMPLE = re.compile(
-    rf"(?<![\w.,/^])({_NUM})\s*(%?)\s*(\*|×|x|·|/|÷|\+|-|−|times|fois|plus|minus|moins|of|de)\s*({_NUM})\s*"
-    rf"(?:=|is|equals|font|fait|égale?)\s*({_NUM})(?![\w.,/^]|\s*[×*/+\-^])"
+_WORDS_TO_SIGNS = (
+    (r"(?<=\d)\s*(?:×|·|\*|x|times|fois|multiplied by|multiplié par)\s*(?=\d|\()", "*"),
+    (r"(?<=\d)\s*(?:÷|divided by|divisé par)\s*(?=\d|\()", "/"),
+    (r"(?<=\d)\s+(?:plus)\s+(?=\d)", "+"),
+    (r"(?<=\d)\s*(?:−|minus|moins)\s*(?=\d)", "-"),
+    (r"(?<=\d)\s*%\s*(?:of|de|des|du)?\s*", "/100*"),
+    (r"(?<=[\d)])\s+(?:is|equals|makes|font|fait|égale?|vaut)\s+(?=-?\d)", "="),
+    (r"(?<=\d),(?=\d)", "."),
 )
+_ARITHMETIC = re.compile(r"[\d.+\-*/() ]*\d[\d.+\-*/() ]*")
 
 
-def _fraction(text: str) -> Fraction:
-    return Fraction(text.replace(",", "."))
+def _evaluate(text: str) -> Fraction | None:
+    """A plain arithmetic expression with Fraction, through Python's own parser."""
+    import ast
+
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return None
+
+    def walk(node):
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return Fraction(str(node.value))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -walk(node.operand)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.Div):
+            a, b = walk(node.left), walk(node.right)
+            if isinstance(node.op, ast.Add):
+                return a + b
+            if isinstance(node.op, ast.Sub):
+                return a - b
+            if isinstance(node.op, ast.Mult):
+                return a * b
+            if b == 0:
+                raise ZeroDivisionError
+            return a / b
+        raise ValueError(type(node).__name__)
+
+    try:
+        return walk(tree)
+    except (ValueError, ZeroDivisionError, TypeError):
+        return None
 
 
-def reference_wrong(text: str) -> tuple[int, int]:
-    """(statements, wrong ones) among the simple "a op b = c" of a text."""
+def _linear_solution(question: str) -> Fraction | None:
+    """x for "ax + b = c" (or "ax - b = c") in the question."""
+    m = re.search(r"(\d*)\s*x\s*([+\-−])\s*(\d+)\s*=\s*(\d+)", question or "")
+    if not m or re.search(r"x\s*(?:\^|²)", question):
+        return None
+    a = Fraction(m.group(1) or 1)
+    b = Fraction(m.group(3)) * (1 if m.group(2) == "+" else -1)
+    return (Fraction(m.group(4)) - b) / a
+
+
+def reference_wrong(text: str, question: str = "") -> tuple[int, int]:
+    """(statements, wrong ones): each "arithmetic = arithmetic" step of a chain, and each
+    "x = number" against the solution of a linear equation in the question."""
+    plain = (text or "").replace("$", " ")
+    plain = re.sub(r"\\frac\{(\d+)\}\{(\d+)\}", r"(\1/\2)", plain)
+    plain = re.sub(r"\\times|\\cdot", "*", plain)
+    for pattern, sign in _WORDS_TO_SIGNS:
+        plain = re.sub(pattern, sign, plain)
     statements = wrong = 0
-    for a, percent, op, b, c in _SIMPLE.findall(text or ""):
-        x, y, z = _fraction(a), _fraction(b), _fraction(c)
-        if percent:
-            x /= 100
-        if op in ("*", "×", "x", "·", "times", "fois", "of", "de"):
-            value = x * y
-        elif op in ("/", "÷"):
-            if y == 0:
+    for line in re.split(r"[\n;:!?]|\.(?!\d)", plain):
+        parts = line.split("=")
+        for left, right in zip(parts, parts[1:], strict=False):
+            left_match = [m for m in _ARITHMETIC.finditer(left) if not left[m.end() :].strip()]
+            right_match = _ARITHMETIC.match(right)
+            if (
+                not left_match
+                or not right_match
+                or left[: left_match[-1].start()].rstrip().endswith(("^", "√", "sqrt"))
+            ):
+                continue  # a power or a root: beyond this scorer
+            a, b = _evaluate(left_match[-1].group()), _evaluate(right_match.group())
+            if a is None or b is None or not re.search(r"[+\-*/]", left_match[-1].group() + right_match.group()):
                 continue
-            value = x / y
-        elif op in ("+", "plus"):
-            value = x + y
-        else:
-            value = x - y
-        places = len(c.replace(",", ".").split(".")[1]) if re.search(r"[.,]", c) else 0
-        statements += 1
-        if abs(value - z) > (Fraction(1, 2 * 10**places) if places else 0):
-            wrong += 1
+            literal = right_match.group().strip()
+            places = len(literal.split(".")[1]) if re.fullmatch(r"-?\d+\.\d+", literal) else 0
+            statements += 1
+            wrong += abs(a - b) > (Fraction(1, 2 * 10**places) if places else 0)
+    solution = _linear_solution(question)
+    if solution is not None:
+        for m in re.finditer(r"(?<![\w^])x\s*=\s*(-?\d+(?:\.\d+)?)(?![\d.]*\s*[+\-*/x])", plain):
+            if re.search(
+                r"\b(?:try|if|si|essaie|essayons|suppose)\W*$", plain[max(0, m.start() - 12) : m.start()], re.I
+            ):
+                continue  # an example to try, not the draft's answer
+            statements += 1
+            wrong += Fraction(m.group(1)) != solution
     return statements, wrong
 
 
@@ -193,13 +256,14 @@ def draft_one(engine, question: str, language: str, *, facts_on: bool, max_new_t
         "flags": found.get("flags", []),
         "gives_answer_exact": found.get("gives_answer"),
         "check_ms": [first_found.get("ms", 0.0)] + ([found.get("ms", 0.0)] if retried else []),
+        "check_cpu_ms": [first_found.get("cpu_ms", 0.0)] + ([found.get("cpu_ms", 0.0)] if retried else []),
         "retried": retried,
         "seconds": seconds,
         "facts": facts,
     }
 
 
-def run_model(key: str, *, facts_on: bool, limit: int | None, max_new_tokens: int) -> dict:
+def run_model(key: str, *, facts_on: bool, limit: int | None, max_new_tokens: int, dump: str = "") -> dict:
     started = time.monotonic()
     engine = load(key)
     load_s = time.monotonic() - started
@@ -218,6 +282,22 @@ def run_model(key: str, *, facts_on: bool, limit: int | None, max_new_tokens: in
     for thread in threads:
         thread.join()
     wall = time.monotonic() - started
+    if dump:
+        rows = []
+        for (language, _subject, question, answer), r in zip(questions, results, strict=True):
+            rows.append(
+                r
+                | {
+                    "question": question,
+                    "language": language,
+                    "answer": answer,
+                    "reference_wrong": reference_wrong(r["final"], question),
+                    "reference_language": [reference_language(r["first"]), reference_language(r["final"])],
+                    "reference_loops": [reference_loops(r["first"]), reference_loops(r["final"])],
+                }
+            )
+        suffix = "-facts" if facts_on else ""
+        Path(dump.replace(".json", f"{suffix}.json")).write_text(json.dumps(rows, ensure_ascii=False, indent=1))
     return score(questions, results, model=engine.model_name, wall_s=wall, load_s=load_s, facts=facts_on)
 
 
@@ -228,9 +308,10 @@ def score(questions, results, *, model: str, wall_s: float, load_s: float, facts
     lang_first = lang_final = lang_known = 0
     loops_first = loops_final = 0
     check_ms: list[float] = []
-    for (language, _subject, _question, answer), r in zip(questions, results, strict=True):
+    check_cpu_ms: list[float] = []
+    for (language, _subject, question, answer), r in zip(questions, results, strict=True):
         text = r["final"]
-        statements, wrong = reference_wrong(text)
+        _statements, wrong = reference_wrong(text, question)
         flags = r["flags"]
         if wrong:
             with_wrong += 1
@@ -249,8 +330,10 @@ def score(questions, results, *, model: str, wall_s: float, load_s: float, facts
         loops_first += reference_loops(r["first"])
         loops_final += reference_loops(text)
         check_ms += r["check_ms"]
+        check_cpu_ms += r["check_cpu_ms"]
     labelled = labelled_scores()
     ms = sorted(check_ms) or [0.0]
+    cpu = sorted(check_cpu_ms) or [0.0]
     return {
         "model": model,
         "facts": facts,
@@ -275,6 +358,8 @@ def score(questions, results, *, model: str, wall_s: float, load_s: float, facts
         "check_ms_p50": round(statistics.median(ms), 2),
         "check_ms_p95": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 2),
         "check_ms_max": round(ms[-1], 2),
+        "check_cpu_ms_p95": round(cpu[min(len(cpu) - 1, int(0.95 * len(cpu)))], 2),
+        "check_cpu_ms_max": round(cpu[-1], 2),
         "samples": [
             {"q": q[2], "first": r["first"][:160], "final": r["final"][:160], "flags": r["flags"]}
             for q, r in list(zip(questions, results, strict=True))[:6]
@@ -312,9 +397,11 @@ ROWS = (
     ("flagged_repeats", "flagged repeats"),
     ("words_mean", "mean words per final draft"),
     ("seconds_per_draft", "wall seconds per draft (all drafts batched)"),
-    ("check_ms_p50", "checks per draft, ms, median"),
-    ("check_ms_p95", "checks per draft, ms, p95 (target ≤ 100)"),
-    ("check_ms_max", "checks per draft, ms, max"),
+    ("check_ms_p50", "checks per draft, wall ms, median"),
+    ("check_ms_p95", "checks per draft, wall ms, p95 (target ≤ 100)"),
+    ("check_ms_max", "checks per draft, wall ms, max"),
+    ("check_cpu_ms_p95", "checks per draft, CPU ms of their thread, p95"),
+    ("check_cpu_ms_max", "checks per draft, CPU ms of their thread, max"),
 )
 
 
@@ -350,6 +437,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions")
     ap.add_argument("--quick", action="store_true", help="12 questions, 48 new tokens")
     ap.add_argument("--max-new-tokens", type=int, default=136, help="the worker's limit for 60 words")
+    ap.add_argument("--dump", default="", help="write every draft with its flags and scores to this JSON file")
     args = ap.parse_args()
     if args.quick:
         args.limit, args.max_new_tokens = args.limit or 12, 48
@@ -366,7 +454,13 @@ def main() -> None:
     runs = []
     for facts_on in modes:
         runs.append(
-            run_model(args.model, facts_on=facts_on, limit=args.limit or None, max_new_tokens=args.max_new_tokens)
+            run_model(
+                args.model,
+                facts_on=facts_on,
+                limit=args.limit or None,
+                max_new_tokens=args.max_new_tokens,
+                dump=args.dump,
+            )
         )
     print(f"model {runs[0]['model']}: {runs[0]['drafts']} questions, {args.max_new_tokens} new tokens at most, greedy")
     print_table([(f"facts {'on' if r['facts'] else 'off'}", r) for r in runs])

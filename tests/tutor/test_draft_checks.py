@@ -217,7 +217,7 @@ async def test_the_reviewers_socket_carries_maths_error_with_the_right_value(stu
     assert [f["code"] for f in wrong_view["flags"]] == ["maths_error"]
     assert wrong_view["checks"]["errors"] == ["0.15 × 80 = 12, not 10.15"]
     assert [f["code"] for f in right_view["flags"]] == []
-    assert right_view["checks"]["line"] == "maths: 2 statements checked ✓"
+    assert right_view["checks"]["line"] == "maths: 2 statements checked ✓ · English ✓"
 
 
 def test_every_flag_has_a_label_and_a_place_in_the_order():
