@@ -134,12 +134,15 @@ def reference_wrong(text: str, question: str = "") -> tuple[int, int]:
         for left, right in zip(parts, parts[1:], strict=False):
             left_match = [m for m in _ARITHMETIC.finditer(left) if not left[m.end() :].strip()]
             right_match = _ARITHMETIC.match(right)
+            group = left_match[-1].group() if left_match else ""
+            before = left[: left_match[-1].start()] + group[: len(group) - len(group.lstrip())] if left_match else ""
             if (
                 not left_match
                 or not right_match
-                or left[: left_match[-1].start()].rstrip().endswith(("^", "√", "sqrt"))
+                or before.rstrip().endswith(("^", "√", "sqrt"))
+                or (before.rstrip()[-1:].isalnum() and group.lstrip()[:1] in "+-*/")
             ):
-                continue  # a power or a root: beyond this scorer
+                continue  # a power, a root (read below), or a letter's coefficient ("3x - 4")
             a, b = _evaluate(left_match[-1].group()), _evaluate(right_match.group())
             if a is None or b is None or not re.search(r"[+\-*/]", left_match[-1].group() + right_match.group()):
                 continue
@@ -147,6 +150,13 @@ def reference_wrong(text: str, question: str = "") -> tuple[int, int]:
             places = len(literal.split(".")[1]) if re.fullmatch(r"-?\d+\.\d+", literal) else 0
             statements += 1
             wrong += abs(a - b) > (Fraction(1, 2 * 10**places) if places else 0)
+    for base, exponent, value in re.findall(r"(?<![\d.])(\d+)\s*\^\s*(\d)\s*=\s*(\d+)(?![\d.]|\s*[+\-*/×])", plain):
+        statements += 1
+        wrong += int(base) ** int(exponent) != int(value)
+    roots = r"(?:√|sqrt|square root of|racine carrée de)\s*\(?(\d+)\)?\s*(?:=|is|est|vaut)\s*(\d+)(?![\d.])"
+    for radicand, value in re.findall(roots, plain, re.IGNORECASE):
+        statements += 1
+        wrong += int(value) ** 2 != int(radicand)
     solution = _linear_solution(question)
     if solution is not None:
         for m in re.finditer(r"(?<![\w^])x\s*=\s*(-?\d+(?:\.\d+)?)(?![\d.]*\s*[+\-*/x])", plain):
@@ -181,10 +191,10 @@ def reference_language(text: str) -> str | None:
 
 def reference_loops(text: str) -> bool:
     text = text or ""
-    if re.search(r"\b(\w+)(?:\W+\1\b){3,}", text, re.IGNORECASE):
+    if re.search(r"\b(\w+)(?:[\s,;.]+\1\b){3,}", text, re.IGNORECASE):
         return True
     data = text.encode()
-    return len(data) >= 120 and len(zlib.compress(data, 9)) / len(data) < 0.3
+    return len(data) >= 200 and len(zlib.compress(data, 9)) / len(data) < 0.3
 
 
 def states_answer(text: str, answer: str) -> bool:

@@ -141,14 +141,15 @@ def detect_language(
     return code, float(confidence)
 
 
-def question_language(question: str) -> str | None:
-    """The language of a student's message. A short one ("Calcule 20 % de 45") is told
-    apart only among the site's languages, where a few words are enough (measured on the
-    84 questions of bench/quality.py: all right at 0.6, none at the general 0.8)."""
-    code, _confidence = detect_language(question)
+def language_of(text: str) -> str | None:
+    """The language of a student's message or a draft. A short one ("Calcule 20 % de 45",
+    "The answer is 7.") is told apart only among the site's languages, where a few words
+    are enough (measured on the 84 questions of bench/quality.py: all right at 0.6, while
+    the general detector is unsure of a third of them)."""
+    code, _confidence = detect_language(text)
     if code:
         return code
-    code, _confidence = detect_language(question, among=_site_languages(), min_letters=5, min_confidence=0.6)
+    code, _confidence = detect_language(text, among=_site_languages(), min_letters=5, min_confidence=0.6)
     return code
 
 
@@ -158,7 +159,7 @@ def expected_language(*, question: str, reply_language: str = "", student_langua
     none of them can be told."""
     if reply_language.strip():
         return language_code(reply_language)
-    code = question_language(question)
+    code = language_of(question)
     if code:
         return code
     return student_language if student_language in LANGUAGES else None
@@ -180,20 +181,38 @@ class Repetition:
 
 
 def find_repetition(text: str, question: str = "") -> Repetition | None:
-    """A draft that loops ("12 12 12 12", a sentence said twice) or begins by repeating the
-    student's question back; None for a draft that does neither."""
-    matches = list(_WORD.finditer(text or ""))
-    words = [_norm_word(m.group()) for m in matches]
-    # Echo: the question, word for word, at the start of the draft (or anywhere when long).
+    """A draft that loops ("12 12 12 12", a sentence said twice) or repeats the student's
+    question back; None for a draft that does neither. `kept` is the draft without the
+    echoed question and cut where the loop begins (the echo itself, once, when nothing
+    else is left)."""
+    text = text or ""
+    kind, kept = None, text
     asked = [w for w in (_norm_word(m.group()) for m in _WORD.finditer(question or "")) if w]
     if len(asked) >= 4:
+        matches = list(_WORD.finditer(text))
+        words = [_norm_word(m.group()) for m in matches]
         n = len(asked)
+        # The question, word for word, near the start of the draft (or anywhere when long).
         for start in range(0, min(len(words) - n + 1, 40 if n < 8 else len(words))):
             if words[start : start + n] == asked:
-                end = matches[start + n - 1].end()
-                kept = (text[: matches[start].start()] + text[end:]).strip().lstrip(" \n:,.?!-\u2013\u2014")
-                return Repetition("echo", kept)
-    # Loop: a stretch of 1 to 12 words repeated back to back (4 times for one word, 3 for more).
+                kind = "echo"
+                rest = (text[: matches[start].start()] + text[matches[start + n - 1].end() :]).strip()
+                rest = rest.lstrip(" \n:,.?!-\u2013\u2014")
+                rest = _cut_loop(rest) or rest
+                kept = rest if len(rest.split()) >= 3 else (_cut_loop(text) or text)
+                break
+    cut = _cut_loop(kept)
+    if cut is not None:
+        kind, kept = kind or "loop", cut
+    return Repetition(kind, kept) if kind else None
+
+
+def _cut_loop(text: str) -> str | None:
+    """The text cut where it starts to loop: a stretch of 1 to 12 words repeated back to
+    back (4 times for one word, 3 for more), or a sentence of four words or more said a
+    second time. None when it does not loop."""
+    matches = list(_WORD.finditer(text))
+    words = [_norm_word(m.group()) for m in matches]
     cut = None
     for size in range(1, 13):
         times = 4 if size == 1 else 3
@@ -205,21 +224,18 @@ def find_repetition(text: str, question: str = "") -> Repetition | None:
                 continue
             cut = i + size if cut is None else min(cut, i + size)
             break
-    # Loop: a sentence of four words or more said a second time.
-    sentences = [m for m in re.finditer(r"[^.!?\n]+[.!?\n]*", text or "")]
-    seen: dict[str, int] = {}
-    for m in sentences:
+    seen: set[str] = set()
+    for m in re.finditer(r"[^.!?\n]+[.!?\n]*", text):
         key = " ".join(w for w in (_norm_word(x) for x in m.group().split()) if w)
         if len(key.split()) >= 4:
             if key in seen:
                 index = next(k for k, w in enumerate(matches) if w.start() >= m.start())
                 cut = index if cut is None else min(cut, index)
                 break
-            seen[key] = m.start()
+            seen.add(key)
     if cut is None:
         return None
-    kept = text[: matches[cut - 1].end()].rstrip(" ,;:-\u2013\u2014") if cut > 0 else ""
-    return Repetition("loop", kept)
+    return text[: matches[cut - 1].end()].rstrip(" ,;:-\u2013\u2014") if cut > 0 else ""
 
 
 # --- The checks, run under one cap.
@@ -269,8 +285,7 @@ def context_for(reply) -> DraftContext:
 def check_maths(text: str, context: DraftContext) -> tuple[list[str], dict]:
     comma = context.decimal_comma
     if comma is None:
-        found, _confidence = detect_language(text)
-        comma = {"fr": True, "en": False}.get(found or "")
+        comma = {"fr": True, "en": False}.get(language_of(text) or "")
     report = mathcheck.check_text(
         text,
         decimal_comma=comma,
@@ -284,8 +299,8 @@ def check_maths(text: str, context: DraftContext) -> tuple[list[str], dict]:
 def check_language(text: str, context: DraftContext) -> tuple[list[str], dict]:
     if not context.language:
         return [], {"expected": None, "found": None}
-    found, confidence = detect_language(text)
-    details = {"expected": context.language, "found": found, "confidence": round(confidence, 3)}
+    found = language_of(text)
+    details = {"expected": context.language, "found": found}
     if found is not None and found != context.language:
         return [triage.WRONG_LANGUAGE], details
     return [], details
