@@ -33,3 +33,4 @@ if os.environ.get("TUTOR_TEST_DB_NAME"):
 # it); a test machine running the suite beside a model would hit it and say "not
 # checked". Tests of the cap set their own.
 TUTOR_CHECK_CAP_MS = 2000
+TUTOR_MATHS_BUDGET_MS = 1000

@@ -28,6 +28,7 @@ MAX_TEXT_CHARS = 20_000  # beyond this a draft is not checked further (a reply i
 MAX_STATEMENT_TOKENS = 80
 MAX_NUMBER_DIGITS = 30
 MAX_RESULT_DIGITS = 300  # a power whose value would be longer is "not checked"
+DEFAULT_BUDGET_S = 0.05
 
 
 class Unchecked(Exception):
@@ -85,7 +86,8 @@ _UNICODE_OPS = str.maketrans(
     {"×": "*", "⋅": "*", "·": "*", "∙": "*", "÷": "/", "∶": "/", "−": "-", "⁄": "/", "[": "(", "]": ")"}
 )
 _DIGIT_SPACE = re.compile(r"(?<=\d)[\u00a0\u202f\u2009](?=\d{3}\b)")  # "1 000" with a (narrow) no-break space
-_FR_DIGIT_SPACE = re.compile(r"(?<=\b\d)(?<!\d\d\d\d) (?=\d{3}\b)|(?<=\b\d\d) (?=\d{3}\b)|(?<=\b\d\d\d) (?=\d{3}\b)")
+# French groups thousands with a plain space too ("2 500"): one to three digits, then groups of three.
+_FR_DIGIT_SPACE = re.compile(r"(?<![\d.,])(\d{1,3})((?: \d{3})+)(?![\d,.]\d)")
 
 # Words between two numbers that mean an operation or "equals" (lower-case, accents kept).
 _N = r"(?<=[\d)%²³])"  # after something numeric
@@ -187,7 +189,7 @@ def normalise(text: str, *, decimal_comma: bool | None = None) -> str:
     text = re.sub(r"(?<=[\d)])\s*[–—]\s*(?=[\d(])", " - ", text)  # an en dash between numbers is a minus
     text = _DIGIT_SPACE.sub("", text)
     if decimal_comma:
-        text = _FR_DIGIT_SPACE.sub("", text)
+        text = _FR_DIGIT_SPACE.sub(lambda m: m.group(1) + m.group(2).replace(" ", ""), text)
         text = re.sub(r"(?<=\d),(?=\d)", ".", text)
     else:
         if decimal_comma is False:
@@ -392,7 +394,7 @@ class _Parser:
                 raise Unchecked("unbalanced")
             return value
         if token.kind == "func":
-            argument = self.atom() if self.peek() is None or self.peek().kind != "lp" else self.atom()
+            argument = self.atom()
             if argument.is_number and argument.is_negative:
                 raise Unchecked("root of a negative number")
             return sympy.sqrt(argument)
@@ -603,7 +605,7 @@ class _Statement:
     has_ne: bool
 
 
-def _statements(segment: str, *, decimal_comma: bool) -> list[_Statement]:
+def _statements(segment: str) -> list[_Statement]:
     tokens = tokenise(segment)
     found = []
     for start, end in _runs(tokens):
@@ -667,11 +669,13 @@ def check_text(
     *,
     question: str = "",
     decimal_comma: bool | None = None,
-    budget_s: float = 0.05,
+    budget_s: float | None = None,
     exercise: Exercise | None = None,
 ) -> Report:
     """Check every equality the text states. Never raises; never longer than about
-    `budget_s` (the statements left when it runs out count as not checked)."""
+    `budget_s` (DEFAULT_BUDGET_S; the statements left when it runs out count as not
+    checked)."""
+    budget_s = DEFAULT_BUDGET_S if budget_s is None else budget_s
     report = Report()
     deadline = _Deadline(budget_s)
     text = text or ""
@@ -690,7 +694,7 @@ def check_text(
             report.complete = False
             break
         try:
-            statements = _statements(segment, decimal_comma=comma)
+            statements = _statements(segment)
         except Exception:  # noqa: BLE001
             report.unchecked += 1
             continue

@@ -9,10 +9,11 @@ import pytest
 from tutor import mathcheck
 
 
-@pytest.fixture(autouse=True, scope="module")
-def warm():
-    """SymPy's first use in a process fills its caches (the worker does it at start)."""
-    mathcheck.check_text("√2 ≈ 1.41, π ≈ 3.14, 1/2 + 1/3 = 5/6, 2^10 = 1024, 2 h = 120 min", budget_s=5)
+@pytest.fixture(autouse=True)
+def unhurried(monkeypatch):
+    """A generous time budget: these tests are about what is found, on a busy machine
+    (the budget itself is tested below)."""
+    monkeypatch.setattr(mathcheck, "DEFAULT_BUDGET_S", 5.0)
 
 
 def wrong(text, **kw):
