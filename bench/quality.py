@@ -341,6 +341,13 @@ def score(questions, results, *, model: str, wall_s: float, load_s: float, facts
         loops_final += reference_loops(text)
         check_ms += r["check_ms"]
         check_cpu_ms += r["check_cpu_ms"]
+    # For a person to read: what the checker flags that the reference scorer cannot see
+    # (powers, roots, units, letters), so that "false_flags" can be told from real errors.
+    flag_only = [
+        {"q": q[2], "draft": r["final"][:240]}
+        for q, r in zip(questions, results, strict=True)
+        if triage.MATHS_ERROR in r["flags"] and not reference_wrong(r["final"], q[2])[1]
+    ]
     labelled = labelled_scores()
     ms = sorted(check_ms) or [0.0]
     cpu = sorted(check_cpu_ms) or [0.0]
@@ -370,6 +377,7 @@ def score(questions, results, *, model: str, wall_s: float, load_s: float, facts
         "check_ms_max": round(ms[-1], 2),
         "check_cpu_ms_p95": round(cpu[min(len(cpu) - 1, int(0.95 * len(cpu)))], 2),
         "check_cpu_ms_max": round(cpu[-1], 2),
+        "flagged_not_seen_by_scorer": flag_only,
         "samples": [
             {"q": q[2], "first": r["first"][:160], "final": r["final"][:160], "flags": r["flags"]}
             for q, r in list(zip(questions, results, strict=True))[:6]
@@ -452,13 +460,12 @@ def main() -> None:
     if args.quick:
         args.limit, args.max_new_tokens = args.limit or 12, 48
     if args.compare:
-        results = {key: run_in_subprocess(key, args) for key in args.compare}
-        columns = []
-        for key, result in results.items():
-            for mode in result["runs"]:
-                columns.append((f"{key} facts {mode['facts']}", mode))
+        results = [(key, run_in_subprocess(key, args)) for key in args.compare]
+        columns = [
+            (f"{key} facts {'on' if run['facts'] else 'off'}", run) for key, result in results for run in result["runs"]
+        ]
         print_table(columns)
-        print(json.dumps({"compare": results}))
+        print(json.dumps({"compare": [{"model": key} | result for key, result in results]}, ensure_ascii=False))
         return
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.facts]
     runs = []
