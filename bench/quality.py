@@ -35,7 +35,6 @@ The LAST line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import re
@@ -207,20 +206,26 @@ def states_answer(text: str, answer: str) -> bool:
 
 
 def load(key: str):
-    from inference.engine import load_engine
-
-    parameters = list(inspect.signature(load_engine).parameters)
-    if parameters and parameters[0] != "config" and key not in ("", "default"):
-        return load_engine(key)  # the engine registry, by model key
-    if key in ("", "default"):
-        return load_engine()
+    """The engine for --model: "default" (the school's default model), a key of
+    settings.TUTOR_MODELS, "fake" or "transformers" (the configured model on that
+    backend), or a model folder on disk."""
     from django.conf import settings
 
+    from inference.engine import load_engine
+    from tutor import model_settings
+
+    if key in ("", "default"):
+        return load_engine()
+    if model_settings.model_config(key) is not None:
+        return load_engine(key)
     config = dict(settings.TUTOR_MODEL)
     if key in ("fake", "transformers"):
         config["BACKEND"] = key
-    else:
+    elif os.path.exists(key):
         config.update(BACKEND="transformers", MODEL=key, GGUF_FILE="")
+    else:
+        declared = [m["key"] for m in model_settings.declared_models()]
+        raise SystemExit(f"unknown model {key!r}: use default, fake, transformers, a folder, or one of {declared}")
     return load_engine(config)
 
 

@@ -1,5 +1,6 @@
-"""Celery tasks that draft replies. Thin: take ids, hand the resident model to the one
-drafting service (tutor/drafting.py), which claims, drafts, checks and saves.
+"""Celery tasks that draft replies. Thin: take ids, send a task that reached the wrong
+model's workers on to its own, and hand the reply's model to the one drafting service
+(tutor/drafting.py), which claims, drafts, checks and saves.
 
 Pool: the worker runs Celery's `threads` pool (tutor/management/commands/worker.py
 starts it). Each task thread hands its job to the one resident engine, whose decoding
@@ -21,8 +22,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from inference import similarity
-from inference.engine import DraftJob, ModelUnavailable, load_engine
-from tutor import checks, drafting, services
+from inference.engine import DraftJob, DraftPostponed, ModelUnavailable, load_engine
+from tutor import checks, drafting, model_settings, selectors, services
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,23 @@ _drafting_lock = threading.Lock()
 
 @worker_init.connect
 def load_model_before_taking_tasks(**kwargs):
-    """Load the model once, before the worker takes any task; exit if it cannot."""
+    """Load this worker's model once, before the worker takes any task; exit if it cannot."""
     started = time.monotonic()
+    key = model_settings.serving_model_key() or model_settings.default_model_key()
     try:
-        engine = load_engine()
+        engine = load_engine(key)
     except ModelUnavailable as exc:
-        log.critical("The tutor model cannot be loaded, so this worker stops: %s", exc)
+        log.critical("The tutor model %r cannot be loaded, so this worker stops: %s", key, exc)
         raise SystemExit(3) from exc  # MODEL_MISSING in tutor/management/commands/worker.py: not restarted
-    log.warning("model %s ready in %.1f s", engine.model_name, time.monotonic() - started)
+    log.warning("model %s (%s) ready in %.1f s", key, engine.model_name, time.monotonic() - started)
     threading.Thread(target=_heartbeat_loop, name="draft-heartbeat", daemon=True).start()
     checks.warm_up()  # the language detector's model and SymPy's caches: no draft waits for them
     if settings.TUTOR_GROUP_SIMILARITY > 0:
-        similarity.start_loading()  # in the background: drafts need not wait for it
+        if (model_settings.model_config(key) or {}).get("BACKEND") == "openai":
+            # The similarity model runs on torch, which a server-backed worker never loads.
+            log.warning("this worker does not load the similarity model: alike questions are grouped by their text")
+        else:
+            similarity.start_loading()  # in the background: drafts need not wait for it
 
 
 def _heartbeat_loop():
@@ -64,27 +70,31 @@ def _heartbeat_loop():
 
 
 class _ModelForDrafting:
-    """The resident engine as tutor.drafting.DraftingEngine sees it: the one place where a
+    """A resident engine as tutor.drafting.DraftingEngine sees it: the one place where a
     drafting job for the model is made."""
 
-    def __init__(self, engine):
+    def __init__(self, engine, *, max_new_tokens: int):
         self.engine = engine
         self.model_name = engine.model_name
         self.context_window = engine.context_window
+        self.max_new_tokens = max_new_tokens
 
     def count_tokens(self, messages: list[dict]) -> int:
         return self.engine.count_tokens(messages)
 
     def draft(self, *, messages, max_new_tokens, on_text, should_stop, fairness_key):
-        return self.engine.draft(
-            DraftJob(
-                messages=messages,
-                max_new_tokens=max_new_tokens,
-                on_text=on_text,
-                should_stop=should_stop,
-                fairness_key=fairness_key,
+        try:
+            return self.engine.draft(
+                DraftJob(
+                    messages=messages,
+                    max_new_tokens=max_new_tokens,
+                    on_text=on_text,
+                    should_stop=should_stop,
+                    fairness_key=fairness_key,
+                )
             )
-        )
+        except DraftPostponed as exc:
+            raise drafting.ModelNotAnswering(str(exc)) from exc
 
 
 @shared_task(
@@ -100,13 +110,22 @@ class _ModelForDrafting:
 )
 def draft_reply(reply_id: int, attempt: int) -> str:
     close_old_connections()
+    serving = model_settings.serving_model_key()
+    model_key = selectors.draft_model_key(reply_id)
+    if model_key is None:
+        return "not owed"
+    if serving and model_key != serving:
+        # Sent to the wrong workers (an older queue): hand it to its model's own.
+        return f"sent to the workers of {services.draft_send(reply_id=reply_id, attempt=attempt)}"
+    model_key = serving or model_key
+    model_limit = (model_settings.model_config(model_key) or {}).get("MAX_NEW_TOKENS") or 160
     with _drafting_lock:
         _drafting.add(reply_id)
     try:
         return drafting.draft_reply(
             reply_id=reply_id,
             attempt=attempt,
-            engine=_ModelForDrafting(load_engine()),
+            engine=_ModelForDrafting(load_engine(model_key), max_new_tokens=model_limit),
             embedder=similarity.ready_embedder(),
         )
     finally:

@@ -31,13 +31,20 @@ log = logging.getLogger(__name__)
 STOP_CHECK_SECONDS = 0.5
 
 
+class ModelNotAnswering(Exception):
+    """The model's server does not answer now: the reply waits in the queue (with the
+    reason on its card) and the reconciler sends it again."""
+
+
 class DraftingEngine(Protocol):
     """What drafting needs of a model. `draft` blocks until the text is done and returns an
     object with text, model_name, settings, prompt_tokens, new_tokens, mean_token_prob,
-    cancelled and seconds (inference.engine.Draft)."""
+    cancelled and seconds (inference.engine.Draft); it raises ModelNotAnswering when the
+    model's server does not answer. `max_new_tokens` is the model's own cap."""
 
     model_name: str
     context_window: int
+    max_new_tokens: int
 
     def count_tokens(self, messages: list[dict]) -> int: ...
 
@@ -58,8 +65,9 @@ class Embedder(Protocol):
 
 def draft_reply(*, reply_id: int, attempt: int, engine: DraftingEngine, embedder: Embedder | None = None) -> str:
     """Draft reply `reply_id` for attempt `attempt`, if the database still owes it. Returns
-    what happened: "not owed", "grouped", "cancelled", "empty", "drafted", "failed" or
-    "database unavailable" (claimed but not saved: the reconciler queues it again).
+    what happened: "not owed", "grouped", "cancelled", "empty", "drafted", "postponed"
+    (the model's server does not answer), "failed" or "database unavailable" (claimed but
+    not saved: the reconciler queues it again).
 
     Raises DatabaseError only from the claim itself, so that the task may retry it."""
     reply = services.draft_start(reply_id=reply_id, attempt=attempt)
@@ -70,6 +78,11 @@ def draft_reply(*, reply_id: int, attempt: int, engine: DraftingEngine, embedder
             if _join_alike(reply, attempt, embedder):
                 return "grouped"
         return _draft_and_check(reply, attempt, engine)
+    except ModelNotAnswering as exc:
+        log.warning("reply %s waits for its model: %s", reply_id, exc)
+        close_old_connections()
+        services.draft_postpone(reply_id=reply_id, attempt=attempt, reason=str(exc))
+        return "postponed"
     except DatabaseError:
         log.exception("database unavailable while drafting reply %s", reply_id)
         return "database unavailable"
@@ -144,7 +157,7 @@ def _draft_and_check(reply: Message, attempt: int, engine: DraftingEngine) -> st
 def _generate(reply: Message, attempt: int, engine: DraftingEngine, *, facts: str = "", automatic: str = ""):
     """The one call to the model: the prompt, streamed progress, stop when unwanted."""
     max_words = reply.conversation.classroom.max_reply_words
-    max_new_tokens = min(settings.TUTOR_MODEL["MAX_NEW_TOKENS"], tokens_for_words(max_words))
+    max_new_tokens = min(engine.max_new_tokens, tokens_for_words(max_words))
     messages = build_prompt(
         reply,
         count_tokens=engine.count_tokens,

@@ -15,6 +15,7 @@ class ScriptedModel:
 
     model_name = "scripted"
     context_window = 2048
+    max_new_tokens = 160
 
     def __init__(self, *texts: str):
         self.texts = list(texts)

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tutor", "0002_groups_claims_triage"),
+        ("tutor", "0003_message_model_key"),
     ]
 
     operations = [
