@@ -47,7 +47,9 @@ def test_live_drafts_show_the_checks_line_and_flags(session, student, classmate,
     expect(wrong_card.locator(".flags")).to_contain_text("Wrong maths")
     expect(wrong_card.locator(".checks-line")).to_contain_text("maths: 1 of 2 statements wrong")
     expect(wrong_card.locator(".maths-errors")).to_have_text("0.15 × 80 = 12, not 10.15")
-    expect(hint_card.locator(".checks-line")).to_have_text("Checked by the computer: maths: 2 statements checked ✓")
+    expect(hint_card.locator(".checks-line")).to_have_text(
+        "Checked by the computer: maths: 2 statements checked ✓ · English ✓"
+    )
     expect(hint_card.locator(".flags")).to_be_hidden()
     expect(page.locator(".card.review").first).to_have_attribute("data-id", str(wrong.id))
     me.check_accessibility("review queue with checked drafts")
