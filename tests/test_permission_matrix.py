@@ -161,6 +161,11 @@ MATRIX = {
         row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
         row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
     ],
+    "review_check": [
+        row("POST", "student's reply", "302 404 404 404 200 404 404 404 404", lambda w: {"text": "3 x 4 = 12"}),
+        row("POST", "stranger's reply", "302 404 404 404 404 200 404 404 404", lambda w: {"text": "3 x 4 = 12"}),
+        row("GET", "student's reply", "302 405 405 405 405 405 405 405 405"),
+    ],
     "review_stats": [row("GET", "-", "302 403 403 403 200 200 403 200 200")],
     # Accounts and language
     "login": [row("GET", "-", "200 302 302 302 302 302 302 302 302")],

@@ -281,6 +281,15 @@ TUTOR_CLAIM_SECONDS = 90  # a reviewer who opens a draft holds it this long, ren
 TUTOR_GROUP_SIMILARITY = float(env("TUTOR_GROUP_SIMILARITY", "0.85"))  # cosine; 0 turns grouping by meaning off
 TUTOR_DEFAULT_REVIEW_SECONDS = 20.0  # a review's length in wait estimates until a class has its own
 TUTOR_DEFAULT_DRAFT_SECONDS = 8.0  # a draft's length in wait estimates until a class has its own
+# Checks on every draft before its card turns ready (tutor/checks.py, bench/quality.py).
+TUTOR_CHECK_CAP_MS = float(env("TUTOR_CHECK_CAP_MS", "100"))  # hard cap per draft: past it, "not checked"
+TUTOR_MATHS_BUDGET_MS = float(env("TUTOR_MATHS_BUDGET_MS", "50"))  # the maths checker's share of it
+# One automatic new draft when a draft is in the wrong language or loops (then it is flagged).
+TUTOR_AUTO_REGENERATE = env_bool("TUTOR_AUTO_REGENERATE", True)
+# Hand the model the exact result of the question's equation or computation, as verified
+# working for the tutor only. Off: measured with bench/quality.py --facts, it did not help
+# the embedded model (see README).
+TUTOR_VERIFIED_FACTS = env_bool("TUTOR_VERIFIED_FACTS", False)
 
 LOGGING = {
     "version": 1,

@@ -20,6 +20,7 @@ urlpatterns = [
     path("review/<int:reply_id>/regenerate/", views.review_regenerate, name="review_regenerate"),
     path("review/<int:reply_id>/claim/", views.review_claim, name="review_claim"),
     path("review/<int:reply_id>/split/", views.review_split, name="review_split"),
+    path("review/<int:reply_id>/check/", views.review_check, name="review_check"),
     path("review/stats/", views.review_stats, name="review_stats"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     # Signing out also ends the session at the school's sign-in service, where it has one.
