@@ -480,7 +480,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
                 _after_commit_notify(reply, student=False)
                 count += 1
     # Members of a group whose lead is gone (its conversation deleted) or was decided
-    # without them: each is drafted on its own.
+    # without them (a decision hands those on itself: _hand_on): each is drafted on its own.
     orphans = (
         Message.objects.filter(sender=Message.Sender.TUTOR, status=Message.Status.GROUPED)
         .filter(Q(group__isnull=True) | ~Q(group__lead__status__in=JOINABLE_LEAD_STATUSES))
