@@ -366,9 +366,15 @@ async def main_async(args, ports, people, teachers, redis):
     def passes(step, ceiling):
         return step["p95_ms"] is not None and step["p95_ms"] <= ceiling and not step["lost"] and not step["refused"]
 
-    print("warm-up (not counted):", end=" ", flush=True)
-    await round_at(args.school_rate, 10)  # templates, imports and connections of each server
-    results = {"school": await round_at(args.school_rate, args.approvals), "rates": []}
+    # Warm-up, not counted: each server's templates, imports and connections, and the
+    # catch-up every newly connected socket asked for. Repeated until a round loses nothing
+    # (answers later than 5 s count as lost), so that what follows is the steady state.
+    for attempt in range(1, 7):
+        print(f"warm-up {attempt} (not counted):", end=" ", flush=True)
+        warm = await round_at(args.school_rate, 10)
+        if not warm["lost"] and not warm["refused"]:
+            break
+    results = {"school": await round_at(args.school_rate, args.approvals), "rates": [], "warm_up_rounds": attempt}
     # The highest rate at which p95 stays within the ceiling: up the list, then one step between.
     best, first_fail = None, None
     for rate in args.rates:
@@ -515,6 +521,7 @@ def main():
             "p95_target_ms": SCHOOL_P95_MS,
             "meets_target": school["p95_ms"] is not None and school["p95_ms"] <= SCHOOL_P95_MS and not school["lost"],
         },
+        "warm_up_rounds": results["warm_up_rounds"],
         "highest_rate_p95_within_250ms": results["highest_rate_within_ceiling"],
         "first_rate_p95_over_250ms": results["first_rate_over_ceiling"],
         "lost": school["lost"] + sum(s["lost"] for s in results["rates"]) + results["redis_restart"]["lost_after"],
