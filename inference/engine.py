@@ -64,8 +64,9 @@ _engine: Engine | None = None
 _lock = threading.Lock()
 
 
-def load_engine(config: dict | None = None) -> Engine:
-    """Load the configured backend once per process and keep it resident."""
+def load_engine(config: dict | None = None, progress: Callable[[str, float | None], None] | None = None) -> Engine:
+    """Load the configured backend once per process and keep it resident. `progress`
+    hears (phase, fraction or None) while the first call loads it."""
     global _engine
     with _lock:
         if _engine is None:
@@ -77,14 +78,42 @@ def load_engine(config: dict | None = None) -> Engine:
             if backend == "fake":
                 from inference.backends.fake import FakeEngine
 
-                _engine = FakeEngine(config)
+                engine = FakeEngine(config)
             elif backend == "transformers":
                 from inference.backends.transformers_backend import TransformersEngine
 
-                _engine = TransformersEngine(config)
+                engine = TransformersEngine(config, progress=progress)
             else:
                 raise ModelUnavailable(f"Unknown TUTOR_MODEL backend {backend!r}: use 'transformers' or 'fake'.")
+            _engine = MeasuredEngine(engine)
         return _engine
+
+
+class MeasuredEngine:
+    """The engine, with each finished draft's speed counted in the metrics (tokens per
+    second and time to first token, per worker and model: tutor/metrics.py)."""
+
+    def __init__(self, engine: Engine):
+        self.inner = engine
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def draft(self, job: DraftJob) -> Draft:
+        draft = self.inner.draft(job)
+        if not draft.cancelled:
+            try:
+                from tutor import metrics
+
+                metrics.draft_generated(
+                    model=draft.model_name,
+                    new_tokens=draft.new_tokens,
+                    seconds=draft.seconds,
+                    first_token_s=draft.first_token_s,
+                )
+            except Exception:  # figures are a courtesy: never lose a draft to them
+                pass
+        return draft
 
 
 def reset_engine() -> None:

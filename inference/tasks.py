@@ -1,7 +1,8 @@
 """Celery tasks that draft replies. Thin: take ids, check the database still owes the
 work, draft, save with a conditional update.
 
-Pool: the worker runs the `threads` pool (see inference/worker.py). Each task thread
+Pool: the worker runs the `threads` pool (tutor/management/commands/worker.py; the model
+loads in inference/worker.py). Each task thread
 hands its job to the one resident engine, whose decoding thread batches every job
 pending at the same moment (continuous batching). Threads, not prefork: prefork forks
 after import, which would copy the model per child and cannot run CUDA in a forked child
@@ -21,8 +22,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.utils.translation import gettext_noop  # stored in English, shown translated
 
-from inference import similarity
-from inference.engine import DraftJob, ModelUnavailable, load_engine
+from inference import similarity, worker
+from inference.engine import DraftJob, load_engine
 from tutor import events, services
 from tutor.prompts import build_prompt, trim_to_words
 
@@ -36,18 +37,20 @@ _drafting_lock = threading.Lock()
 
 
 @worker_init.connect
-def load_model_before_taking_tasks(**kwargs):
-    """Load the model once, before the worker takes any task; exit if it cannot."""
-    started = time.monotonic()
-    try:
-        engine = load_engine()
-    except ModelUnavailable as exc:
-        log.critical("The tutor model cannot be loaded, so this worker stops: %s", exc)
-        raise SystemExit(3) from exc  # MODEL_MISSING in tutor/management/commands/worker.py: not restarted
-    log.warning("model %s ready in %.1f s", engine.model_name, time.monotonic() - started)
+def start_drafting_helpers(**kwargs):
+    """After the model has loaded (inference/worker.py, connected first): the drafts'
+    database heartbeat, and the similarity model in the background."""
+    if not worker.drafts_here():
+        return
     threading.Thread(target=_heartbeat_loop, name="draft-heartbeat", daemon=True).start()
     if settings.TUTOR_GROUP_SIMILARITY > 0:
         similarity.start_loading()  # in the background: drafts need not wait for it
+
+
+def drafts_in_hand() -> int:
+    """Drafts this process is working on now (its heartbeat reports them)."""
+    with _drafting_lock:
+        return len(_drafting)
 
 
 def _heartbeat_loop():
