@@ -54,6 +54,14 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def json_formatter(**options) -> logging.Formatter:
+    """python-json-logger's formatter, without uvicorn's terminal-coloured copy of each message."""
+    from pythonjsonlogger.core import RESERVED_ATTRS
+    from pythonjsonlogger.json import JsonFormatter
+
+    return JsonFormatter(reserved_attrs=[*RESERVED_ATTRS, "color_message"], **options)
+
+
 class QuietServerFilter(logging.Filter):
     """Drops the server's per-socket chatter at INFO: each socket's "[accepted]", "connection
     open" and "connection closed", and the second line of each refusal ("connection

@@ -71,6 +71,14 @@ SAFEGUARDING_ALERTS = Counter("tutor_safeguarding_alerts", "Safeguarding alerts 
 
 _HOST = socket.gethostname()
 
+# Known label values start at zero, so that a dashboard sees them before the first event.
+for _event in ("queued", "started", "drafted", "failed"):
+    DRAFT_EVENTS.labels(_event)
+for _reason in ("lost", "silent", "orphaned"):
+    REQUEUED.labels(_reason)
+for _kind in ("chat", "review"):
+    OPEN_SOCKETS.labels(_kind)
+
 
 # What the code calls (one line at each place that counts something).
 

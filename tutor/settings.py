@@ -276,7 +276,7 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": "tutor.logs.json_formatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
             "timestamp": False,
@@ -296,8 +296,8 @@ LOGGING = {
         # uvicorn's handler replaced by ours, so that its lines are JSON too; without the
         # lines each socket adds (opened, closed; a refusal once, not twice). Its access
         # log stays as uvicorn sets it (off with --no-access-log: nginx logs each request).
-        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "uvicorn.error": {"handlers": [], "level": "INFO", "propagate": True, "filters": ["quiet_server"]},
+        # (Not "uvicorn" itself: configuring it would switch uvicorn.access back on.)
+        "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False, "filters": ["quiet_server"]},
         "celery": {"level": "INFO"},
     },
 }

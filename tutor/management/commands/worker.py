@@ -50,6 +50,7 @@ SUPERVISOR_PID_ENV = "TUTOR_SUPERVISOR_PID"
 ROLES = ("drafting", "housekeeping", "beat")
 STOP_GRACE_SECONDS = 60  # a warm shutdown lets running drafts finish; then SIGKILL
 BROKER_CHECK_SECONDS = 2.0
+STARTUP_GRACE_SECONDS = 300  # a child that never showed a sign of life yet: Python starting on a busy machine
 
 
 def die_with_parent() -> None:
@@ -83,22 +84,24 @@ class Child:
 
     def start(self, env: dict) -> None:
         if self.alive_file is not None:
-            self.alive_file.touch()
-            os.utime(self.alive_file)
+            self.alive_file.unlink(missing_ok=True)  # the child creates it: its first sign of life
         self.started = time.monotonic()
         child_env = dict(env)
         if self.alive_file is not None:
             child_env[workers.ALIVE_FILE_ENV] = str(self.alive_file)
         self.popen = subprocess.Popen(self.command, env=child_env)
 
-    def silent_for(self) -> float:
-        """Seconds since the child last showed its queue loop (or its loading) turning."""
+    def stuck(self, after: float) -> float | None:
+        """Seconds the child has been silent, if that makes it stuck: its queue loop (or its
+        loading) has not turned for `after` seconds; one that has not started yet gets
+        STARTUP_GRACE_SECONDS to show its first sign of life. None while it is fine."""
         if self.alive_file is None:
-            return 0.0
+            return None
         try:
-            return max(0.0, time.time() - self.alive_file.stat().st_mtime)
+            silent = max(0.0, time.time() - self.alive_file.stat().st_mtime)
         except FileNotFoundError:
-            return time.monotonic() - self.started
+            silent, after = time.monotonic() - self.started, max(after, STARTUP_GRACE_SECONDS)
+        return silent if silent > after else None
 
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -239,8 +242,8 @@ class Command(BaseCommand):
                         child.popen = None
                         due[child.role] = time.monotonic() + delay
                         continue
-                    silent = child.silent_for()
-                    if silent > stuck_after and broker_up_for > stuck_after:
+                    silent = child.stuck(stuck_after)
+                    if silent is not None and broker_up_for > stuck_after:
                         self.stderr.write(
                             f"The {child.name} (pid {child.popen.pid}) has shown no sign of life for {silent:.0f} s "
                             f"while Redis answers: it is stuck. Killing it and starting it again."
