@@ -203,7 +203,8 @@ def configure_tokenizer(tok) -> None:
 
 class _TensorProgress:
     """Stands in for the progress bar of transformers' GGUF loader: reports the share of
-    tensors dequantised to `progress`, and logs every tenth."""
+    tensors dequantised to `progress`, and logs every tenth (at most one line in two
+    seconds: some versions of transformers do the heavy work before this loop)."""
 
     def __init__(self, progress: Progress | None, log, started: float):
         self.progress, self.log, self.started = progress, log, started
@@ -211,14 +212,15 @@ class _TensorProgress:
     def __call__(self, iterable, *args, **kwargs):
         items = list(iterable)
         total = max(1, len(items))
-        logged = 0
+        logged, last_line = 0, 0.0
         for n, item in enumerate(items, 1):
             yield item
             if self.progress:
                 self.progress("converting", n / total)
-            if n * 10 // total > logged:
-                logged = n * 10 // total
-                self.log(f"Converting: {logged * 10}% of the tensors ({time.monotonic() - self.started:.0f} s).")
+            now = time.monotonic()
+            if n * 10 // total > logged and now - last_line >= 2 and n < total:
+                logged, last_line = n * 10 // total, now
+                self.log(f"Converting: {logged * 10}% of the tensors ({now - self.started:.0f} s).")
 
 
 def convert_gguf(gguf: Path, cache_dir: str | os.PathLike | None, log=print, progress: Progress | None = None) -> Path:
