@@ -17,6 +17,11 @@ class ModelUnavailable(RuntimeError):
     """The configured model cannot be loaded; the message says what to install or set."""
 
 
+class DraftPostponed(RuntimeError):
+    """The engine cannot draft now but may later (its server does not answer, is busy):
+    the reply stays owed and is tried again. str() is a plain reason for the teacher."""
+
+
 @dataclass(frozen=True)
 class DraftJob:
     """One reply to draft.
@@ -60,41 +65,57 @@ class Engine(Protocol):
         ...
 
 
-_engine: Engine | None = None
+_engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
-def load_engine(config: dict | None = None, progress: Callable[[str, float | None], None] | None = None) -> Engine:
-    """Load the configured backend once per process and keep it resident. `progress`
-    hears (phase, fraction or None) while the first call loads it."""
-    global _engine
+def engine_for_config(config: dict, progress: Callable[[str, float | None], None] | None = None) -> Engine:
+    """A new engine of the backend that `config` names (its BACKEND key). `progress` hears
+    (phase, fraction or None) while an in-process model loads."""
+    backend = config.get("BACKEND", "transformers")
+    if backend == "fake":
+        from inference.backends.fake import FakeEngine
+
+        return FakeEngine(config)
+    if backend == "transformers":
+        from inference.backends.transformers_backend import TransformersEngine
+
+        return TransformersEngine(config, progress=progress)
+    if backend == "openai":
+        from inference.backends.openai_backend import OpenAIEngine
+
+        return OpenAIEngine(config)
+    raise ModelUnavailable(f"Unknown model backend {backend!r}: use 'openai', 'transformers' or 'fake'.")
+
+
+def load_engine(
+    model_key: str | dict | None = None, progress: Callable[[str, float | None], None] | None = None
+) -> Engine:
+    """The engine of the model declared under `model_key` in settings.TUTOR_MODELS (None:
+    the default model), loaded once per process and per key, and kept resident. Its
+    drafts are counted in the metrics (MeasuredEngine). `progress`: see engine_for_config.
+
+    A dict instead of a key is a model's config (tests): it becomes the default model's
+    engine if that one is not loaded yet.
+    """
+    from tutor.model_settings import default_model_key, model_config
+
+    config = model_key if isinstance(model_key, dict) else None
+    key = default_model_key() if config is not None or not model_key else model_key
     with _lock:
-        if _engine is None:
-            if config is None:
-                from django.conf import settings
-
-                config = settings.TUTOR_MODEL
-            backend = config.get("BACKEND", "transformers")
-            if backend == "fake":
-                from inference.backends.fake import FakeEngine
-
-                engine = FakeEngine(config)
-            elif backend == "transformers":
-                from inference.backends.transformers_backend import TransformersEngine
-
-                engine = TransformersEngine(config, progress=progress)
-            else:
-                raise ModelUnavailable(f"Unknown TUTOR_MODEL backend {backend!r}: use 'transformers' or 'fake'.")
-            _engine = MeasuredEngine(engine)
-        return _engine
+        engine = _engines.get(key)
+        if engine is None:
+            inner = engine_for_config(config if config is not None else model_config(key), progress=progress)
+            engine = _engines[key] = MeasuredEngine(inner, model_key=key)
+        return engine
 
 
 class MeasuredEngine:
-    """The engine, with each finished draft's speed counted in the metrics (tokens per
-    second and time to first token, per worker and model: tutor/metrics.py)."""
+    """An engine, with each finished draft's speed counted in the metrics (tokens per
+    second and time to first token, per worker and model key: tutor/metrics.py)."""
 
-    def __init__(self, engine: Engine):
-        self.inner = engine
+    def __init__(self, engine: Engine, model_key: str):
+        self.inner, self.model_key = engine, model_key
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -106,7 +127,7 @@ class MeasuredEngine:
                 from tutor import metrics
 
                 metrics.draft_generated(
-                    model=draft.model_name,
+                    model=self.model_key,
                     new_tokens=draft.new_tokens,
                     seconds=draft.seconds,
                     first_token_s=draft.first_token_s,
@@ -117,7 +138,6 @@ class MeasuredEngine:
 
 
 def reset_engine() -> None:
-    """Forget the loaded engine (tests)."""
-    global _engine
+    """Forget the loaded engines (tests)."""
     with _lock:
-        _engine = None
+        _engines.clear()

@@ -20,7 +20,7 @@ from django.conf import settings
 
 from inference.convert import cache_key, cache_root, needs_conversion, resolve_source
 from inference.engine import ModelUnavailable, load_engine
-from tutor import workers
+from tutor import model_settings, workers
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ def load_model_before_taking_tasks(**kwargs):
     if not drafts_here():
         return
     heartbeat = workers.current()
-    config = settings.TUTOR_MODEL
+    key = model_settings.serving_model_key() or model_settings.default_model_key()
+    config = model_settings.model_config(key) or settings.TUTOR_MODEL
     clock = LoadClock(config)
     if clock.cold:
         log.warning(
@@ -115,13 +116,15 @@ def load_model_before_taking_tasks(**kwargs):
 
     progress("converting" if clock.cold else "reading")
     try:
-        engine = load_engine(progress=progress)
+        engine = load_engine(key, progress=progress)
     except ModelUnavailable as exc:
-        log.critical("The tutor model cannot be loaded, so this worker stops: %s", exc)
+        log.critical("The tutor model %r cannot be loaded, so this worker stops: %s", key, exc)
         raise SystemExit(3) from exc  # MODEL_MISSING in tutor/management/commands/worker.py: not restarted
     seconds = clock.elapsed()
     clock.remember(seconds)
-    log.warning("model %s ready in %.1f s (%s start)", engine.model_name, seconds, "cold" if clock.cold else "warm")
+    log.warning(
+        "model %s (%s) ready in %.1f s (%s start)", key, engine.model_name, seconds, "cold" if clock.cold else "warm"
+    )
     if heartbeat is not None:
         from inference.tasks import drafts_in_hand
 

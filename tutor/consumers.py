@@ -268,12 +268,15 @@ class ReviewConsumer(JsonSocket):
             return replies, selectors.queue_header(classrooms_reviewed_by(self.user))
 
         queue, header = await _db(read)
-        drafting = await _db(selectors.drafting_status)
+        drafting = await _db(self.drafting_status)
         await self.send_json({"type": "queue", "replies": queue, "classes": header, "drafting": drafting})
 
     async def frame_drafting(self, frame):
         """Whether the model can draft now (the page asks again while it cannot)."""
-        await self.send_json({"type": "drafting", "drafting": await _db(selectors.drafting_status)})
+        await self.send_json({"type": "drafting", "drafting": await _db(self.drafting_status)})
+
+    def drafting_status(self) -> dict:
+        return selectors.drafting_status_for(classrooms_reviewed_by(self.user).select_related("school"))
 
     async def review_changed(self, event):
         try:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import REVIEW_ROLES, Classroom, Membership, User
+from classrooms.selectors import classroom_model, declared_models, model_label
 from tutor import triage
 from tutor.models import Conversation, Message
 from tutor.rendering import render_markdown
@@ -184,6 +185,9 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "attempt": reply.draft_attempt,
         "draft": reply.draft_text,
         "failure": _(reply.failure) if reply.failure else "",  # known reasons are translated
+        # The model chosen for this reply, as teachers know it (the engine's own name apart).
+        "model": model_label(reply.model_key) or reply.model_name,
+        "model_name": reply.model_name,
         "question": reply.in_reply_to.text,
         "asked_at": reply.in_reply_to.created_at.isoformat(),
         "student": str(conversation.student),
@@ -273,16 +277,28 @@ def queue_snapshot(classroom_id: int, now: datetime | None = None) -> QueueSnaps
         review_seconds=_mean(review_samples, settings.TUTOR_DEFAULT_REVIEW_SECONDS),
         reviewers=max(1, len(reviewers)),
         draft_seconds=_mean(draft_samples, settings.TUTOR_DEFAULT_DRAFT_SECONDS),
-        model=drafting_status(),
+        model=drafting_status(
+            [classroom_model(c) for c in Classroom.objects.select_related("school").filter(pk=classroom_id)]
+        ),
     )
 
 
-def drafting_status() -> dict:
-    """Whether the model can draft now ("ready", "loading" with `eta_s`, "stalled", "none",
-    or "unknown" when Redis does not answer), from the workers' heartbeats."""
+_WORST_FIRST = ("none", "stalled", "loading", "unknown", "ready")
+
+
+def drafting_status(model_keys: list[str] | None = None) -> dict:
+    """Whether these models (default: the deployment's default model) can draft now, from
+    the workers' heartbeats: the least ready of them, as "ready", "loading" (with
+    `eta_s`), "stalled", "none", or "unknown" when Redis does not answer."""
     from tutor import workers
 
-    return workers.model_status(workers.DEFAULT_MODEL)
+    statuses = [workers.model_status(key) for key in (model_keys or [workers.default_model()])]
+    return min(statuses, key=lambda s: _WORST_FIRST.index(s["state"]) if s["state"] in _WORST_FIRST else 3)
+
+
+def drafting_status_for(classrooms) -> dict:
+    """drafting_status of the models that draft these classes' replies."""
+    return drafting_status(sorted({classroom_model(c) for c in classrooms}))
 
 
 def wait_estimate(reply: Message, snapshot: QueueSnapshot) -> int:
@@ -448,3 +464,20 @@ def owed_drafts() -> dict:
 
 def decline_notice() -> str:
     return _("Your teacher chose not to send this answer. Try asking another way, or ask them in class.")
+
+
+# The model that drafts a reply.
+
+
+def reply_model_key(reply: Message) -> str:
+    """The model that drafts `reply`: the one recorded on it, or, when the deployment no
+    longer declares that one, the class's model now."""
+    if reply.model_key in [m["key"] for m in declared_models()]:
+        return reply.model_key
+    return classroom_model(reply.conversation.classroom)
+
+
+def draft_model_key(reply_id: int) -> str | None:
+    """reply_model_key of the reply `reply_id`, or None if it is gone."""
+    reply = Message.objects.select_related("conversation__classroom__school").filter(pk=reply_id).first()
+    return reply_model_key(reply) if reply is not None else None

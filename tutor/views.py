@@ -93,7 +93,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
             "replies": replies,
             "classrooms": classrooms,
             "queue_header": selectors.queue_header(classrooms),
-            "drafting": selectors.drafting_status(),
+            "drafting": selectors.drafting_status_for(classrooms.select_related("school")),
         },
     )
 

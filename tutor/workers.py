@@ -8,7 +8,7 @@ rewritten every TUTOR_WORKER_BEAT_SECONDS with a time-to-live of three beats, so
 that exists is a worker that was alive a moment ago. Its value is JSON, with no student
 data:
 
-    model       the model key it drafts for (DEFAULT_MODEL until TUTOR_MODELS names others)
+    model       the model key it drafts for (a key of TUTOR_MODELS: "local" when none is declared)
     role        "drafting", or "housekeeping" (the reconciler and retention; no model)
     state       "loading"  converting or reading the model (phase, progress, eta_s say how far)
                 "starting" loaded, connecting to its queue
@@ -25,9 +25,8 @@ data:
 Readers: /readyz (tutor/health.py), the metrics (tutor/metrics.py), and the waiting
 messages of the student's chat and the teacher's queue (`model_status`).
 
-The model key: another change brings a registry of models (TUTOR_MODELS, a queue per
-model, `manage.py worker --model KEY`); every function here takes the key as a plain
-string, and `configured_models` / `model_queue` are where that registry plugs in.
+The model key is a key of settings.TUTOR_MODELS (tutor/model_settings.py): each model has
+its own queue and its workers (`manage.py worker --model KEY`).
 
 The supervisor's view is separate and does not need Redis: the heartbeat also touches
 the file named by TUTOR_WORKER_ALIVE_FILE, but only while loading or while the queue loop
@@ -49,7 +48,7 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "local"
+DEFAULT_MODEL = "local"  # the one model of a deployment that declares none (tutor/model_settings.py)
 ALIVE_FILE_ENV = "TUTOR_WORKER_ALIVE_FILE"
 READY_MESSAGE = "ready to take drafts"  # logged once per start; tests and benchmarks wait for it
 
@@ -58,19 +57,23 @@ NONE = "none"  # model_status: no worker at all
 
 
 def configured_models() -> list[str]:
-    """The model keys this platform drafts with: TUTOR_MODELS' keys, else the one default."""
-    models = getattr(settings, "TUTOR_MODELS", None)
-    if isinstance(models, dict) and models:
-        return list(models)
-    return [DEFAULT_MODEL]
+    """The model keys this platform drafts with (settings.TUTOR_MODELS), the default first."""
+    from tutor import model_settings
+
+    return [m["key"] for m in model_settings.declared_models()]
+
+
+def default_model() -> str:
+    from tutor import model_settings
+
+    return model_settings.default_model_key()
 
 
 def model_queue(model: str) -> str:
     """The Celery queue that holds the drafts of `model`."""
-    models = getattr(settings, "TUTOR_MODELS", None)
-    if isinstance(models, dict) and isinstance(models.get(model), dict) and models[model].get("QUEUE"):
-        return models[model]["QUEUE"]
-    return settings.CELERY_TASK_DEFAULT_QUEUE
+    from tutor import model_settings
+
+    return model_settings.draft_queue(model)
 
 
 def _key_prefix() -> str:
@@ -315,7 +318,7 @@ _memo_lock = threading.Lock()
 MEMO_SECONDS = 2.0
 
 
-def model_status(model: str = DEFAULT_MODEL) -> dict:
+def model_status(model: str) -> dict:
     """Whether `model` can draft now, as the waiting messages show it; read at most every
     two seconds per process (many sockets ask at once). "unknown" when Redis is away."""
     now = time.monotonic()

@@ -268,7 +268,7 @@ def test_the_core_loop_through_nginx_tls_and_two_uvicorn_processes(topology, stu
         )
         assert response.status == 200
         figures = text.decode()
-        assert re.search(r'tutor_generation_tokens_per_second_count\{model="fake",worker="[^"]+"\} [1-9]', figures)
+        assert re.search(r'tutor_generation_tokens_per_second_count\{model="local",worker="[^"]+"\} [1-9]', figures)
         assert re.search(r'tutor_ask_to_approved_seconds_count\{decision="edited"\} [1-9]', figures)
         assert re.search(r'tutor_open_sockets\{kind="chat"\} [1-9]', figures)
 

@@ -1,13 +1,19 @@
-"""Start the Celery worker that holds the model and drafts replies, under a supervisor.
+"""Start the Celery worker that holds a model and drafts replies, under a supervisor.
+
+One worker drafts with one model (`--model KEY`, a key of settings.TUTOR_MODELS; by
+default the deployment's default model): it consumes that model's queue, so that a
+district can run workers for a model server beside a local CPU worker. It also consumes
+the main queue, for drafts sent there by an older version (handed on to their model's
+queue).
 
 The `threads` pool: one process keeps one copy of the model, and its task threads hand
 their drafts to the engine's decoding thread, which batches them (see inference/tasks.py
 for why not prefork). Concurrency matches the engine's batch size so that a whole class
-can be drafted at once.
+can be drafted at once (for a model server: its concurrent requests per worker).
 
 What runs (each a child process of this command, the supervisor):
 
-    manage.py worker                  the drafting worker
+    manage.py worker [--model KEY]    the drafting worker
     manage.py worker --beat           the drafting worker, the housekeeping worker and beat
     manage.py worker --housekeeping   the housekeeping worker and beat only (no model)
 
@@ -40,9 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from tutor import workers
+from tutor import model_settings, workers
 from tutor.celery import app
 
 MODEL_MISSING = 3
@@ -156,10 +162,17 @@ class Command(BaseCommand):
             "--housekeeping", action="store_true", help="Run only beat and the housekeeping worker: no model."
         )
         parser.add_argument("--loglevel", default="INFO")
+        parser.add_argument(
+            "--model", default="", help="The key of the model this worker drafts with (default: the default model)."
+        )
         parser.add_argument("--once", action="store_true", help="Run one child in this process, unsupervised.")
         parser.add_argument("--role", choices=ROLES, default="drafting", help="With --once: which child.")
 
     def handle(self, *args, **options):
+        keys = [m["key"] for m in model_settings.declared_models()]
+        options["model"] = options["model"] or keys[0]
+        if options["model"] not in keys:
+            raise CommandError(f"No model {options['model']!r} is declared: TUTOR_MODELS declares {', '.join(keys)}.")
         if options["once"]:
             die_with_parent()
             return self.run_child(options["role"], options)
@@ -170,17 +183,21 @@ class Command(BaseCommand):
     def run_child(self, role: str, options) -> None:
         if role == "beat":
             return self.run_beat(options)
-        model = workers.DEFAULT_MODEL
+        model = options["model"]
         if role == "drafting":
-            queue, concurrency = workers.model_queue(model), settings.TUTOR_MODEL["MAX_BATCH"]
+            os.environ["TUTOR_WORKER_MODEL"] = model  # read by inference/worker.py as the worker starts
+            queue = workers.model_queue(model)
+            queues = f"{settings.CELERY_TASK_DEFAULT_QUEUE},{queue}"
+            concurrency = model_settings.model_config(model)["MAX_BATCH"]
         else:
-            queue, concurrency = settings.CELERY_HOUSEKEEPING_QUEUE, 2
+            queue = queues = settings.CELERY_HOUSEKEEPING_QUEUE
+            concurrency = 2
         heartbeat = workers.start_heartbeat(model=model, role=role, queue=queue, capacity=concurrency)
         argv = [
             "worker",
             "--pool=threads",
             f"--concurrency={concurrency}",
-            f"--queues={queue}",
+            f"--queues={queues}",
             f"--hostname={role}-{model}-{os.getpid()}@{socket.gethostname()}",
             f"--loglevel={options['loglevel']}",
             "--without-gossip",
@@ -201,7 +218,14 @@ class Command(BaseCommand):
         if options["beat"] and not options["housekeeping"]:
             roles += ["housekeeping", "beat"]
         state_dir = Path(tempfile.mkdtemp(prefix="tutor-worker-"))
-        base = [sys.executable, sys.argv[0], "worker", "--once", f"--loglevel={options['loglevel']}"]
+        base = [
+            sys.executable,
+            sys.argv[0],
+            "worker",
+            "--once",
+            f"--loglevel={options['loglevel']}",
+            f"--model={options['model']}",
+        ]
         children = [
             Child(role, base + [f"--role={role}"], None if role == "beat" else state_dir / f"{role}.alive")
             for role in roles
