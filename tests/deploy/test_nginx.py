@@ -284,5 +284,9 @@ def test_the_core_loop_through_nginx_tls_and_two_uvicorn_processes(topology, stu
     response, _ = teacher_browser.request("GET", "/review/")
     request_id = response.getheader("X-Request-ID") or ""
     assert re.fullmatch(r"[0-9a-f]{32}", request_id)
-    access = (topology["folder"] / "access.log").read_text()
+    access_log = topology["folder"] / "access.log"
+    deadline = time.monotonic() + 15  # nginx writes the line once the answer is sent
+    while f"id={request_id}" not in access_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    access = access_log.read_text()
     assert f"id={request_id}" in access and "/ws/chat/" in access

@@ -167,3 +167,23 @@ def test_sentry_reports_errors_without_bodies_locals_or_query_strings():
     sent = b"".join(_Receiver.bodies).decode("utf-8", "replace")
     assert "ValueError" in sent and "the view failed" in sent, "the error reached the Sentry server"
     assert SENTRY_CANARY not in sent
+
+
+def test_the_scrubber_removes_what_could_hold_a_students_words():
+    event = {
+        "request": {
+            "url": "https://tutor.example.org/review/1/approve/",
+            "data": {"text": SENTRY_CANARY},
+            "query_string": f"q={SENTRY_CANARY}",
+            "cookies": {"sessionid": SENTRY_CANARY},
+            "headers": {"User-Agent": "Firefox", "X-Student-Note": SENTRY_CANARY, "Cookie": SENTRY_CANARY},
+        },
+        "exception": {"values": [{"type": "ValueError", "stacktrace": {"frames": [{"vars": {"q": SENTRY_CANARY}}]}}]},
+        "logentry": {"message": "reply %s failed", "params": [SENTRY_CANARY], "formatted": SENTRY_CANARY},
+        "extra": {"note": SENTRY_CANARY},
+        "breadcrumbs": {"values": [{"category": "query", "message": f"SELECT '{SENTRY_CANARY}'", "data": {"x": 1}}]},
+    }
+    scrubbed = logs.scrub_event(event)
+    assert SENTRY_CANARY not in json.dumps(scrubbed)
+    assert scrubbed["request"]["headers"] == {"User-Agent": "Firefox"}
+    assert scrubbed["exception"]["values"][0]["type"] == "ValueError"
