@@ -94,6 +94,7 @@ def test_the_server_does_not_log_each_socket_or_a_refusal_twice():
     assert quiet.filter(record("connection closed", logging.WARNING))
 
 
+@pytest.mark.django_db
 def test_a_request_gets_an_id_and_keeps_a_valid_one_from_the_proxy(client):
     mine = client.get("/healthz")  # the probe middleware comes first: no id
     assert "X-Request-ID" not in mine
