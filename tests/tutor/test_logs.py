@@ -53,7 +53,7 @@ def test_the_core_loop_logs_json_with_one_request_id_and_no_text(student, teache
         chat.ask(QUESTION, "log-q1")
         wait_until(lambda: Message.objects.filter(status="awaiting_review").exists(), 120, "the draft")
         reply = Message.objects.get(status="awaiting_review")
-        assert QUESTION in reply.draft_text  # the fake model repeats the question: the draft's text too
+        assert len(reply.draft_text) > 40  # a whole sentence of the model's, grepped for below
         status, body = HttpSession(port, session_cookie(teacher)).request(
             "POST", f"/review/{reply.id}/approve/", {"text": FINAL}
         )
