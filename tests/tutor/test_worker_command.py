@@ -60,6 +60,7 @@ def wait_until(condition, timeout: float, what: str):
 
 def test_killing_the_supervisor_kills_beat_and_both_workers():
     worker = start_worker("worker-orphans", beat=True, **FAKE)
+    kids: list[int] = []
     try:
         supervisor = worker.popen.pid
         kids = wait_until(lambda: len(children_of(supervisor)) >= 3 and children_of(supervisor), 60, "three children")
@@ -69,6 +70,9 @@ def test_killing_the_supervisor_kills_beat_and_both_workers():
         wait_until(lambda: not any(alive(pid) for pid in kids), 30, "the children to die with their supervisor")
     finally:
         worker.stop()
+        for pid in kids:  # orphans, if the test failed
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_stuck_drafting_worker_is_killed_and_started_again(student, classroom):
