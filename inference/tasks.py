@@ -3,9 +3,9 @@ model's workers on to its own, and hand the reply's model to the one drafting se
 (tutor/drafting.py), which claims, drafts, checks and saves.
 
 Pool: the worker runs Celery's `threads` pool (tutor/management/commands/worker.py
-starts it). Each task thread hands its job to the one resident engine, whose decoding
-thread batches every job pending at the same moment (continuous batching). Threads, not
-prefork: prefork forks after import, which would copy the model per child and cannot run
+starts it; the model loads in inference/worker.py). Each task thread hands its job to
+the one resident engine, whose decoding thread batches every job pending at the same
+moment (continuous batching). Threads, not prefork: prefork forks after import, which would copy the model per child and cannot run
 CUDA in a forked child (celery#3402). Time limits need prefork, so the engine bounds each
 draft by its token limit and the reconciler below catches the rest.
 """
@@ -21,8 +21,8 @@ from celery.signals import worker_init
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from inference import similarity
-from inference.engine import DraftJob, DraftPostponed, ModelUnavailable, load_engine
+from inference import similarity, worker
+from inference.engine import DraftJob, DraftPostponed, load_engine
 from tutor import checks, drafting, model_settings, selectors, services
 
 log = logging.getLogger(__name__)
@@ -34,16 +34,12 @@ _drafting_lock = threading.Lock()
 
 
 @worker_init.connect
-def load_model_before_taking_tasks(**kwargs):
-    """Load this worker's model once, before the worker takes any task; exit if it cannot."""
-    started = time.monotonic()
+def start_drafting_helpers(**kwargs):
+    """After this worker's model has loaded (inference/worker.py, connected first): the
+    drafts' database heartbeat, and the similarity model in the background."""
+    if not worker.drafts_here():
+        return
     key = model_settings.serving_model_key() or model_settings.default_model_key()
-    try:
-        engine = load_engine(key)
-    except ModelUnavailable as exc:
-        log.critical("The tutor model %r cannot be loaded, so this worker stops: %s", key, exc)
-        raise SystemExit(3) from exc  # MODEL_MISSING in tutor/management/commands/worker.py: not restarted
-    log.warning("model %s (%s) ready in %.1f s", key, engine.model_name, time.monotonic() - started)
     threading.Thread(target=_heartbeat_loop, name="draft-heartbeat", daemon=True).start()
     checks.warm_up()  # the language detector's model and SymPy's caches: no draft waits for them
     if settings.TUTOR_GROUP_SIMILARITY > 0:
@@ -52,6 +48,12 @@ def load_model_before_taking_tasks(**kwargs):
             log.warning("this worker does not load the similarity model: alike questions are grouped by their text")
         else:
             similarity.start_loading()  # in the background: drafts need not wait for it
+
+
+def drafts_in_hand() -> int:
+    """Drafts this process is working on now (its heartbeat reports them)."""
+    with _drafting_lock:
+        return len(_drafting)
 
 
 def _heartbeat_loop():

@@ -73,12 +73,15 @@ def purge_test_queue() -> None:
 
 
 def start_worker(name: str = "worker", timeout: float = 300, beat: bool = False, model: str = "", **env: str) -> Proc:
-    """`manage.py worker` (for the model `model`, else the default one)."""
+    """`manage.py worker` (for the model `model`, else the default one; with --beat: also
+    beat and the housekeeping worker), returned once its drafting worker takes drafts."""
+    from tutor.workers import READY_MESSAGE
+
     purge_test_queue()
     args = [sys.executable, "manage.py", "worker", "--loglevel=INFO"] + (["--beat"] if beat else [])
     if model:
         args.append(f"--model={model}")
-    return Proc(name, args, process_env(**env), ready=" ready.", timeout=timeout)
+    return Proc(name, args, process_env(**env), ready=READY_MESSAGE, timeout=timeout)
 
 
 def free_port() -> int:

@@ -167,6 +167,11 @@ MATRIX = {
         row("GET", "student's reply", "302 405 405 405 405 405 405 405 405"),
     ],
     "review_stats": [row("GET", "-", "302 403 403 403 200 200 403 200 200")],
+    # Probes: no session needed, nothing personal said. /readyz is 503 here (no worker runs
+    # for the test's queue); /metrics is off until METRICS_TOKEN is set (tests/test_health.py).
+    "healthz": [row("GET", "-", "200 200 200 200 200 200 200 200 200")],
+    "readyz": [row("GET", "-", "503 503 503 503 503 503 503 503 503")],
+    "metrics": [row("GET", "-", "404 404 404 404 404 404 404 404 404")],
     # Accounts and language
     "login": [row("GET", "-", "200 302 302 302 302 302 302 302 302")],
     "logout": [

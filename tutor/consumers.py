@@ -19,7 +19,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from classrooms.selectors import classrooms_reviewed_by
-from tutor import events, redis_watch, selectors, services
+from tutor import events, logs, metrics, redis_watch, selectors, services
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,29 @@ def _db(fn, *args, **kwargs):
 class JsonSocket(AsyncWebsocketConsumer):
     """Parses frames and answers bad ones with a clear error; the socket stays usable."""
 
+    socket_kind = ""  # in the open-sockets metric
+
     async def dispatch(self, message):
-        # Everything sent (errors, flags, labels) in the person's language, as on their pages.
-        with translation.override(self.language()):
-            await super().dispatch(message)
+        # Everything sent (errors, flags, labels) in the person's language, as on their pages;
+        # each frame or event under a request id of its own, which its tasks carry on.
+        token = logs.set_request_id(None)
+        try:
+            with translation.override(self.language()):
+                await super().dispatch(message)
+        finally:
+            logs.reset_request_id(token)
+
+    async def accept(self, subprotocol=None, headers=None):
+        await super().accept(subprotocol, headers)
+        if not getattr(self, "_counted", False):
+            self._counted = True
+            metrics.socket_opened(self.socket_kind)
+
+    async def websocket_disconnect(self, message):
+        if getattr(self, "_counted", False):
+            self._counted = False
+            metrics.socket_closed(self.socket_kind)
+        await super().websocket_disconnect(message)
 
     def language(self) -> str:
         """The account's language; else the language cookie or Accept-Language (as LocaleMiddleware)."""
@@ -108,6 +127,8 @@ class JsonSocket(AsyncWebsocketConsumer):
 
 class ChatConsumer(JsonSocket):
     """ws/chat/<conversation_id>/: a student's own conversation."""
+
+    socket_kind = "chat"
 
     async def connect(self):
         self.user = self.scope.get("user")
@@ -202,6 +223,8 @@ class ChatConsumer(JsonSocket):
 class ReviewConsumer(JsonSocket):
     """ws/review/: the live review queue of a teacher's classes."""
 
+    socket_kind = "review"
+
     async def connect(self):
         self.user = self.scope.get("user")
         self.classroom_ids: set[int] = set()
@@ -245,7 +268,15 @@ class ReviewConsumer(JsonSocket):
             return replies, selectors.queue_header(classrooms_reviewed_by(self.user))
 
         queue, header = await _db(read)
-        await self.send_json({"type": "queue", "replies": queue, "classes": header})
+        drafting = await _db(self.drafting_status)
+        await self.send_json({"type": "queue", "replies": queue, "classes": header, "drafting": drafting})
+
+    async def frame_drafting(self, frame):
+        """Whether the model can draft now (the page asks again while it cannot)."""
+        await self.send_json({"type": "drafting", "drafting": await _db(self.drafting_status)})
+
+    def drafting_status(self) -> dict:
+        return selectors.drafting_status_for(classrooms_reviewed_by(self.user).select_related("school"))
 
     async def review_changed(self, event):
         if event.get("decided"):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -292,6 +292,7 @@ class QueueSnapshot:
     review_seconds: float  # recent mean time from opening a draft to deciding it
     reviewers: int  # reviewers active in the class lately (at least 1)
     draft_seconds: float  # recent mean time from asking to a finished draft
+    model: dict | None = None  # tutor.workers.model_status: can the model draft now?
 
 
 def _mean(values: list[float], default: float) -> float:
@@ -339,7 +340,28 @@ def queue_snapshot(classroom_id: int, now: datetime | None = None) -> QueueSnaps
         review_seconds=_mean(review_samples, settings.TUTOR_DEFAULT_REVIEW_SECONDS),
         reviewers=max(1, len(reviewers)),
         draft_seconds=_mean(draft_samples, settings.TUTOR_DEFAULT_DRAFT_SECONDS),
+        model=drafting_status(
+            [classroom_model(c) for c in Classroom.objects.select_related("school").filter(pk=classroom_id)]
+        ),
     )
+
+
+_WORST_FIRST = ("none", "stalled", "loading", "unknown", "ready")
+
+
+def drafting_status(model_keys: list[str] | None = None) -> dict:
+    """Whether these models (default: the deployment's default model) can draft now, from
+    the workers' heartbeats: the least ready of them, as "ready", "loading" (with
+    `eta_s`), "stalled", "none", or "unknown" when Redis does not answer."""
+    from tutor import workers
+
+    statuses = [workers.model_status(key) for key in (model_keys or [workers.default_model()])]
+    return min(statuses, key=lambda s: _WORST_FIRST.index(s["state"]) if s["state"] in _WORST_FIRST else 3)
+
+
+def drafting_status_for(classrooms) -> dict:
+    """drafting_status of the models that draft these classes' replies."""
+    return drafting_status(sorted({classroom_model(c) for c in classrooms}))
 
 
 def wait_estimate(reply: Message, snapshot: QueueSnapshot) -> int:
@@ -360,8 +382,26 @@ def wait_estimate(reply: Message, snapshot: QueueSnapshot) -> int:
     if unit is None or unit["status"] in (Message.Status.QUEUED, Message.Status.DRAFTING):
         queued_at = (unit and unit["queued_at"]) or snapshot.now
         draft_left = max(1.0, snapshot.draft_seconds - (snapshot.now - queued_at).total_seconds())
+        if unit is not None and unit["status"] == Message.Status.QUEUED and _model_state(snapshot) == "loading":
+            draft_left += snapshot.model.get("eta_s") or 0  # the model first finishes loading
     queue_left = ahead * snapshot.review_seconds / snapshot.reviewers
     return max(1, round(max(draft_left, queue_left) + own * snapshot.review_seconds))
+
+
+def _model_state(snapshot: QueueSnapshot) -> str:
+    return (snapshot.model or {}).get("state") or "unknown"
+
+
+def wait_entry(reply: Message, snapshot: QueueSnapshot) -> dict:
+    """What a waiting student's page shows for one reply: the estimated seconds and, while
+    its draft is not written yet and the model cannot write it ("loading" or "none"), why,
+    with the model's estimated loading time. Numbers and states only, never text."""
+    entry = {"reply_id": reply.pk, "seconds": wait_estimate(reply, snapshot)}
+    state = _model_state(snapshot)
+    if reply.status in (Message.Status.QUEUED, Message.Status.DRAFTING) and state in ("loading", "none", "stalled"):
+        entry["model"] = "loading" if state == "loading" else "none"
+        entry["model_eta_s"] = snapshot.model.get("eta_s")
+    return entry
 
 
 def class_wait_estimates(classroom_id: int, conversation_ids: list[int] | None = None) -> dict[int, list[dict]]:
@@ -377,15 +417,13 @@ def class_wait_estimates(classroom_id: int, conversation_ids: list[int] | None =
     if pending:
         snapshot = queue_snapshot(classroom_id)
         for reply in pending:
-            estimates.setdefault(reply.conversation_id, []).append(
-                {"reply_id": reply.pk, "seconds": wait_estimate(reply, snapshot)}
-            )
+            estimates.setdefault(reply.conversation_id, []).append(wait_entry(reply, snapshot))
     return estimates
 
 
 def wait_estimates(conversation: Conversation) -> list[dict]:
-    """For each reply the student still waits for: its id and the estimated seconds.
-    Numbers only, never text."""
+    """For each reply the student still waits for: `wait_entry` (its id, the estimated
+    seconds, and whether the model is loading or absent). Numbers only, never text."""
     pending = list(
         conversation.messages.filter(sender=Message.Sender.TUTOR, status__in=PENDING_STATUSES)
         .select_related("group")
@@ -394,7 +432,7 @@ def wait_estimates(conversation: Conversation) -> list[dict]:
     if not pending:
         return []
     snapshot = queue_snapshot(conversation.classroom_id)
-    return [{"reply_id": r.pk, "seconds": wait_estimate(r, snapshot)} for r in pending]
+    return [wait_entry(r, snapshot) for r in pending]
 
 
 def _percentile(values: list[float], share: float) -> float | None:
@@ -463,6 +501,27 @@ def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
         "wait_p95_s": _percentile(waits, 0.95),
         "review_p50_s": _percentile(reviews, 0.5),
         "review_p95_s": _percentile(reviews, 0.95),
+    }
+
+
+def owed_drafts() -> dict:
+    """The whole platform's pending replies, by state, and how long the oldest reply that
+    still needs a draft (queued or drafting) has waited. Numbers only (for /readyz and
+    the metrics)."""
+    counts = dict(
+        Message.objects.filter(sender=Message.Sender.TUTOR, status__in=PENDING_STATUSES)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    by_state = {str(status): counts.get(status, 0) for status in PENDING_STATUSES}
+    oldest = Message.objects.filter(
+        sender=Message.Sender.TUTOR, status__in=(Message.Status.QUEUED, Message.Status.DRAFTING)
+    ).aggregate(at=Min("queued_at"))["at"]
+    return {
+        "by_state": by_state,
+        "owed": by_state[Message.Status.QUEUED] + by_state[Message.Status.DRAFTING],
+        "oldest_owed_s": round((timezone.now() - oldest).total_seconds()) if oldest else None,
     }
 
 

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from classrooms.models import Classroom, School, User
 from classrooms.selectors import classroom_model
 from classrooms.services import audit_record
-from tutor import events, grouping, model_settings, triage
+from tutor import events, grouping, metrics, model_settings, triage
 from tutor.models import Conversation, Message, QuestionGroup
 from tutor.selectors import PENDING_STATUSES, class_wait_estimates, reply_model_key, student_view
 
@@ -80,6 +80,7 @@ def _send_draft_task(reply_id: int, attempt: int, model_key: str) -> None:
 def _after_commit_enqueue_draft(reply: Message) -> None:
     reply_id, attempt, model_key = reply.id, reply.draft_attempt, reply_model_key(reply)
     transaction.on_commit(lambda: _send_draft_task(reply_id, attempt, model_key))
+    transaction.on_commit(lambda: metrics.draft_event("queued"))
 
 
 def draft_send(*, reply_id: int, attempt: int) -> str:
@@ -217,6 +218,7 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
         if not (reply.question_key and _join_same_text(reply)):
             _after_commit_enqueue_draft(reply)
         _after_commit_notify(reply)
+    log.info("question %s asked in conversation %s; reply %s queued", question.pk, conversation.pk, reply.pk)
     return question, True
 
 
@@ -356,6 +358,7 @@ def draft_start(*, reply_id: int, attempt: int) -> Message | None:
     )
     if not claimed:
         return None
+    metrics.draft_event("started")
     reply = Message.objects.select_related("conversation__classroom", "in_reply_to").get(pk=reply_id)
     transaction.on_commit(lambda: events.review_item_changed(reply.conversation.classroom_id, reply_id))
     return reply
@@ -400,6 +403,8 @@ def draft_finish(
         if saved:
             reply = Message.objects.select_related("conversation").get(pk=reply_id)
             _after_commit_notify(reply, student=False)
+            waited = (reply.drafted_at - reply.created_at).total_seconds()
+            transaction.on_commit(lambda: metrics.draft_finished(waited_s=waited))
     return bool(saved)
 
 
@@ -410,6 +415,7 @@ def draft_fail(*, reply_id: int, attempt: int, reason: str) -> bool:
             pk=reply_id, draft_attempt=attempt, status__in=(Message.Status.QUEUED, Message.Status.DRAFTING)
         ).update(status=Message.Status.FAILED, failure=reason[:300])
         if saved:
+            transaction.on_commit(lambda: metrics.draft_event("failed"))
             reply = Message.objects.select_related("conversation").get(pk=reply_id)
             _after_commit_notify(reply, student=False)
     return bool(saved)
@@ -463,6 +469,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
     for reply in lost:
         Message.objects.filter(pk=reply.pk, draft_attempt=reply.draft_attempt).update(queued_at=now)
         _after_commit_enqueue_draft(reply)
+        metrics.draft_requeued("lost")
         count += 1
     silent = Message.objects.filter(
         sender=Message.Sender.TUTOR,
@@ -478,6 +485,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
                 reply.refresh_from_db()
                 _after_commit_enqueue_draft(reply)
                 _after_commit_notify(reply, student=False)
+                metrics.draft_requeued("silent")
                 count += 1
     # Members of a group whose lead is gone (its conversation deleted) or was decided
     # without them (a decision hands those on itself: _hand_on): each is drafted on its own.
@@ -495,6 +503,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
                 reply.refresh_from_db()
                 _after_commit_enqueue_draft(reply)
                 _after_commit_notify(reply, student=False)
+                metrics.draft_requeued("orphaned")
                 count += 1
     if count:
         log.warning("re-queued %d draft(s) that nobody was working on", count)
@@ -665,6 +674,12 @@ def _decide_once(reply, reviewer, *, status, decision, final_text, members, shar
     # Won only by the reply as the card knew it: in the same group, lead or member alike.
     as_read = Q(group_id=reply.group_id) if reply.group_id else Q(group__isnull=True)
     as_read &= Q(status=Message.Status.GROUPED) if member else ~Q(status=Message.Status.GROUPED)
+    # For the metrics, the rule of _review_seconds on the row as this request read it
+    # (the database works out the stored figure itself, at no read).
+    opened_at = reply.review_opened_at if reply.claimed_by_id == reviewer.pk else None
+    review_s = (now - opened_at).total_seconds() if opened_at else None
+    review_s = review_s if review_s is not None and 0 <= review_s <= 3600 else None
+    waited = (now - reply.created_at).total_seconds()
     won = (
         Message.objects.filter(as_read, pk=reply.pk, status__in=decidable)
         .filter(_claim_free(reviewer, now))
@@ -683,6 +698,7 @@ def _decide_once(reply, reviewer, *, status, decision, final_text, members, shar
         ):
             raise _CardChanged(fresh)
         raise _refusal(reply.pk, reviewer)
+    transaction.on_commit(lambda: metrics.reply_decided(decision=decision, waited_s=waited, review_s=review_s))
     for field, value in changes.items():
         setattr(reply, field, value)
     reply.__dict__.pop("review_seconds", None)  # worked out by the database: read when asked for

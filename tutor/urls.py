@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from classrooms.identity import views as identity_views
-from tutor import views
+from tutor import health, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -28,4 +28,9 @@ urlpatterns = [
     path("", include("classrooms.urls")),
     path("", include("classrooms.identity.urls")),
     path("operator/", admin.site.urls),
+    # Answered by tutor.health.ProbeMiddleware before the rest of the chain; listed here
+    # so that they can be reversed and are checked with every other route.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
 ]

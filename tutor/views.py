@@ -89,7 +89,12 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "tutor/review_queue.html",
-        {"replies": replies, "classrooms": classrooms, "queue_header": selectors.queue_header(classrooms)},
+        {
+            "replies": replies,
+            "classrooms": classrooms,
+            "queue_header": selectors.queue_header(classrooms),
+            "drafting": selectors.drafting_status_for(classrooms.select_related("school")),
+        },
     )
 
 

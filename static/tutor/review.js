@@ -516,6 +516,35 @@
   });
   refreshCount();
 
+  // --- Can the model draft now? Said plainly while it loads or no worker runs; asked
+  // again every few seconds until it can.
+  const modelStatus = document.getElementById("model-status");
+  let modelPoll = null;
+  function inUnits(value, unit) {
+    try {
+      return new Intl.NumberFormat(lang, { style: "unit", unit: unit, unitDisplay: "long" }).format(value);
+    } catch (e) {
+      return value + (unit === "second" ? " s" : " min");
+    }
+  }
+  function showDrafting(d) {
+    const state = (d && d.state) || "unknown";
+    modelStatus.dataset.state = state;
+    let text = "";
+    if (state === "loading") {
+      const eta = typeof d.eta_s === "number" ? d.eta_s : 60;
+      text = fmt(t.textModelLoading, { time: eta < 90 ? inUnits(Math.max(5, Math.round(eta / 5) * 5), "second") : inUnits(Math.round(eta / 60), "minute") });
+    } else if (state === "none") {
+      text = t.textModelNone;
+    } else if (state === "stalled") {
+      text = t.textModelStalled;
+    }
+    if (modelStatus.textContent !== text) modelStatus.textContent = text;
+    clearTimeout(modelPoll);
+    if (text) modelPoll = setTimeout(function () { socket.send({ type: "drafting" }); }, 10000);
+  }
+  showDrafting({ state: modelStatus.dataset.state, eta_s: modelStatus.dataset.eta ? Number(modelStatus.dataset.eta) : null });
+
   const socket = window.TutorSocket(t.socket, {
     open: function () { status.textContent = ""; socket.send({ type: "sync" }); },
     close: function () { status.textContent = t.textOffline; },
@@ -526,6 +555,9 @@
         Array.from(byId.keys()).forEach(function (id) { if (!seen.has(id)) remove(id); });
         refreshCount();
         ready = true;
+        showDrafting(frame.drafting);
+      } else if (frame.type === "drafting") {
+        showDrafting(frame.drafting);
       } else if (frame.type === "reply") {
         render(frame.reply);
       } else if (frame.type === "progress") {
