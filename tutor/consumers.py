@@ -279,6 +279,10 @@ class ReviewConsumer(JsonSocket):
         return selectors.drafting_status_for(classrooms_reviewed_by(self.user).select_related("school"))
 
     async def review_changed(self, event):
+        if event.get("decided"):
+            # Only this class's reviewers are in the group (re-checked on every frame and
+            # on access.changed), and the id is all that goes: no read per socket.
+            return await self.send_json({"type": "reply", "reply": {"id": event["reply_id"], "decided": True}})
         try:
             reply = await _db(selectors.reply_for_reviewer, self.user, event["reply_id"])
         except Http404:

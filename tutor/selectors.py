@@ -159,17 +159,23 @@ def _claim_holder(reply: Message, now: datetime | None = None) -> User | None:
 
 
 def _group_view(reply: Message) -> dict | None:
-    """The group a reply leads or belongs to, when it has two questions or more."""
+    """The group a reply leads or belongs to, when two questions or more wait in it: the
+    lead, then each member still waiting, in the order they asked.
+
+    A review card displays these and sends back the members' reply ids with its decision,
+    which answers those and no others (tutor.services._decide); the page compares them
+    with what it showed when the teacher opened the card, to say who asked since."""
     if not reply.group_id:
         return None
+    lead_id = reply.pk if reply.status != Message.Status.GROUPED else reply.group.lead_id
     members = list(
         Message.objects.filter(group_id=reply.group_id)
-        .select_related("conversation__student", "in_reply_to", "group")
+        .filter(Q(pk=lead_id) | Q(status=Message.Status.GROUPED))
+        .select_related("conversation__student", "in_reply_to")
         .order_by("created_at", "id")
     )
     if len(members) < 2:
         return None
-    lead_id = members[0].group.lead_id
     members.sort(key=lambda m: (m.pk != lead_id, m.created_at, m.pk))
     return {
         "id": reply.group_id,
@@ -177,8 +183,16 @@ def _group_view(reply: Message) -> dict | None:
         "students": [str(m.conversation.student) for m in members],
         # Each member, for splitting one out or answering it apart (the lead first).
         "lead_id": lead_id,
+        # What the card sends back with its decision: the questions besides its own.
+        "others": [m.pk for m in members if m.pk != reply.pk],
         "members": [
-            {"reply_id": m.pk, "student": str(m.conversation.student), "question": m.in_reply_to.text} for m in members
+            {
+                "reply_id": m.pk,
+                "student": str(m.conversation.student),
+                "question": m.in_reply_to.text,
+                "asked_at": m.in_reply_to.created_at.isoformat(),
+            }
+            for m in members
         ],
     }
 
