@@ -20,6 +20,7 @@ from classrooms.models import REVIEW_ROLES, Classroom, Membership, User
 from tutor import triage
 from tutor.models import Conversation, Message
 from tutor.rendering import render_markdown
+from tutor.safeguarding import classifier
 
 PENDING_STATUSES = (
     Message.Status.QUEUED,
@@ -36,9 +37,10 @@ def student_visible_text(message: Message) -> str | None:
     """The text a student may read, or None while no teacher has decided.
 
     A tutor reply's text is final_text, which only a teacher's decision writes; the
-    model's draft_text never leaves this function.
+    model's draft_text never leaves this function. A school message is the text the
+    school admin approved in advance (the supportive message after an urgent message).
     """
-    if message.sender == Message.Sender.STUDENT:
+    if message.sender in (Message.Sender.STUDENT, Message.Sender.SCHOOL):
         return message.text
     if message.status in (Message.Status.APPROVED, Message.Status.REJECTED) and message.final_text:
         return message.final_text
@@ -50,6 +52,8 @@ def student_view(message: Message) -> dict:
     text = student_visible_text(message)
     if message.sender == Message.Sender.STUDENT:
         state = "sent"
+    elif message.sender == Message.Sender.SCHOOL:
+        state = "school"
     elif text is not None:
         state = "answered"
     elif message.status == Message.Status.REJECTED:
@@ -97,9 +101,15 @@ def messages_for_student(conversation: Conversation, since_version: int = 0) -> 
     return [student_view(m) for m in messages]
 
 
+# The order reviewers take replies in: the most worrying question first (safety tier 2,
+# then 1), then the oldest. review.js inserts live cards by the same rule.
+REVIEW_ORDER = ("-safety_tier", "created_at", "id")
+
+
 def review_queue(user: User) -> QuerySet[Message]:
-    """Replies a teacher has to act on in their classes: a distressed student's first,
-    then the oldest question first. A group appears once, as its lead."""
+    """Replies a teacher has to act on in their classes, in REVIEW_ORDER: an urgent or
+    worrying question first, then the oldest question first. A group appears once, as
+    its lead."""
     return (
         Message.objects.filter(
             sender=Message.Sender.TUTOR,
@@ -109,7 +119,7 @@ def review_queue(user: User) -> QuerySet[Message]:
             conversation__classroom__memberships__role__in=REVIEW_ROLES,
         )
         .select_related("conversation__classroom", "conversation__student", "in_reply_to", "claimed_by")
-        .order_by("-distressed", "created_at", "id")
+        .order_by(*REVIEW_ORDER)
     )
 
 
@@ -131,6 +141,50 @@ def reply_for_reviewer(user: User, reply_id: int) -> Message:
     if reply is None:
         raise Http404
     return reply
+
+
+def _safety_view(reply: Message) -> dict:
+    """The question's safety tier and category, and its urgent alert if any."""
+    from tutor.models import SafeguardingAlert
+
+    alert_id = None
+    if reply.safety_tier >= classifier.URGENT:
+        alert_id = (
+            SafeguardingAlert.objects.filter(question_id=reply.in_reply_to_id).values_list("pk", flat=True).first()
+        )
+    category = reply.safety_category or (classifier.DISTRESS if reply.distressed else classifier.OK)
+    return {
+        "tier": reply.safety_tier,
+        "category": category,
+        "category_label": str(classifier.CATEGORY_LABELS.get(category, category)),
+        "alert_id": alert_id,
+    }
+
+
+def _flags(reply: Message, max_words: int) -> list[dict]:
+    """What to check on the card; the concern flag says the tier and category."""
+    codes = triage.draft_flags(
+        draft=reply.draft_text,
+        mean_token_prob=reply.mean_token_prob,
+        distressed=reply.distressed,
+        max_words=max_words,
+        unsafe_draft=bool(reply.draft_safety_category),
+    )
+    flags = triage.flag_views(codes)
+    for flag in flags:
+        if flag["code"] == triage.DISTRESSED:
+            category = str(
+                classifier.CATEGORY_LABELS.get(reply.safety_category, classifier.CATEGORY_LABELS["distress"])
+            )
+            if reply.safety_tier >= classifier.URGENT:
+                flag["label"] = _("Urgent: %(category)s. Staff were alerted.") % {"category": category}
+            else:
+                flag["label"] = _("Concern: %(category)s") % {"category": category}
+            flag["tier"] = max(1, reply.safety_tier)
+        elif flag["code"] == triage.UNSAFE_DRAFT:
+            category = str(classifier.CATEGORY_LABELS.get(reply.draft_safety_category, ""))
+            flag["label"] = _("The draft may be unsafe (%(category)s): read it closely.") % {"category": category}
+    return flags
 
 
 def _claim_holder(reply: Message, now: datetime | None = None) -> User | None:
@@ -190,6 +244,7 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "classroom": conversation.classroom.name,
         "classroom_id": conversation.classroom_id,
         "conversation_id": conversation.id,
+        "safety": _safety_view(reply),
         "history": [
             {
                 "sender": m.sender,
@@ -202,14 +257,7 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "decided": reply.status in (Message.Status.APPROVED, Message.Status.REJECTED),
         "decision": reply.decision,
         "reviewed_by": str(reply.reviewed_by) if reply.reviewed_by_id else "",
-        "flags": triage.flag_views(
-            triage.draft_flags(
-                draft=reply.draft_text,
-                mean_token_prob=reply.mean_token_prob,
-                distressed=reply.distressed,
-                max_words=conversation.classroom.max_reply_words,
-            )
-        ),
+        "flags": _flags(reply, conversation.classroom.max_reply_words),
         "group": _group_view(reply),
         "claimed_by": str(holder) if holder is not None else "",
         "claimed_by_me": holder is not None and viewer is not None and holder.pk == viewer.pk,
@@ -245,7 +293,7 @@ def queue_snapshot(classroom_id: int, now: datetime | None = None) -> QueueSnaps
     tutor_replies = Message.objects.filter(conversation__classroom_id=classroom_id, sender=Message.Sender.TUTOR)
     units = list(
         tutor_replies.filter(status__in=REVIEWABLE_STATUSES)
-        .order_by("-distressed", "created_at", "id")
+        .order_by(*REVIEW_ORDER)
         .values("id", "status", "queued_at", "created_at", "claimed_by_id", "claimed_until")
     )
     for unit in units:

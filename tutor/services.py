@@ -18,9 +18,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, User
+from classrooms.selectors import student_chat_is_open
 from classrooms.services import audit_record
-from tutor import events, grouping, triage
+from tutor import events, grouping
 from tutor.models import Conversation, Message, QuestionGroup
+from tutor.safeguarding import services as safeguarding
+from tutor.safeguarding.classifier import CONCERN, URGENT
 from tutor.selectors import PENDING_STATUSES, class_wait_estimates, student_view
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,12 @@ class InvalidMessage(TutorError):
 
 class SlowDown(TutorError):
     code = "slow_down"
+
+
+class ChatClosed(TutorError):
+    """The school has not opened the tutor to its students (see student_chat_blockers)."""
+
+    code = "closed"
 
 
 class ReviewConflict(TutorError):
@@ -150,7 +159,11 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     """The student asks; a reply is queued for drafting. Returns (question, created).
 
     The same client_id twice returns the first question: a message typed offline and
-    re-sent on reconnect is saved once.
+    re-sent on reconnect is saved once. The safeguarding classifier reads the question
+    here, before it is saved: a concern is sorted first and never grouped; an urgent
+    message raises its alert and sends the school's supportive message in the same
+    transaction (tutor.safeguarding.services.alert_raise), whether or not a drafting
+    worker is up.
     """
     # PostgreSQL text cannot hold NUL: it shows as the replacement character instead.
     text = (text or "").replace("\x00", "\ufffd").strip()
@@ -166,6 +179,8 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
         existing = conversation.messages.filter(client_id=client_id).first()
         if existing:
             return existing, False
+    if not student_chat_is_open(conversation.classroom.school):
+        raise ChatClosed(_("Your school has not opened the tutor to students yet. Ask your teacher."))
     student = conversation.student
     now = timezone.now()
     recent = Message.objects.filter(
@@ -186,7 +201,8 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     if class_waiting >= settings.TUTOR_MAX_PENDING_PER_CLASS:
         raise SlowDown(_("Your teacher has many questions to review right now. Try again in a few minutes."))
 
-    distressed = triage.looks_distressed(text)
+    assessment = safeguarding.assess_message(text, school_id=conversation.classroom.school_id)
+    distressed = assessment.tier >= CONCERN
     with transaction.atomic():
         opens = not conversation.messages.exists()
         version = _next_version(conversation.id)
@@ -201,8 +217,12 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
             queued_at=timezone.now(),
             version=version,
             distressed=distressed,
+            safety_tier=assessment.tier,
+            safety_category=assessment.category if distressed else "",
             question_key=grouping.groupable_key(text, opens_conversation=opens, distressed=distressed),
         )
+        if assessment.tier >= URGENT:
+            safeguarding.alert_raise(question=question, reply=reply, assessment=assessment)
         if not conversation.title:
             Conversation.objects.filter(pk=conversation.pk).update(title=text[:60])
         # The fast path: a pending question of the class with the same normal form is
@@ -368,11 +388,18 @@ def draft_finish(
     generation_settings: dict,
     mean_token_prob: float | None = None,
 ) -> bool:
-    """Save the finished draft for review. False if the reply moved on meanwhile."""
+    """Save the finished draft for review. False if the reply moved on meanwhile.
+
+    The safeguarding classifier reads the draft first: an unsafe draft is flagged on its
+    card (tutor.safeguarding.services.draft_safety_category).
+    """
+    question_tier = Message.objects.filter(pk=reply_id).values_list("safety_tier", flat=True).first() or 0
+    unsafe = safeguarding.draft_safety_category(draft=text, question_tier=question_tier)
     with transaction.atomic():
         saved = Message.objects.filter(pk=reply_id, draft_attempt=attempt, status=Message.Status.DRAFTING).update(
             status=Message.Status.AWAITING_REVIEW,
             draft_text=text,
+            draft_safety_category=unsafe,
             model_name=model_name[:200],
             generation_settings=generation_settings,
             mean_token_prob=mean_token_prob,

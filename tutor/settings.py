@@ -87,6 +87,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tutor.context_processors.safeguarding_alerts",
             ],
         },
     },
@@ -198,6 +199,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("TUTOR_RECONCILE_SECONDS", "30")),
     },
     "delete-expired-conversations": {"task": "tutor.delete_expired_conversations", "schedule": 3600.0},
+    # Unacknowledged urgent alerts move on to the next person; owed alert e-mails are retried.
+    "escalate-safeguarding-alerts": {
+        "task": "tutor.escalate_safeguarding_alerts",
+        "schedule": float(env("TUTOR_ALERT_CHECK_SECONDS", "15")),
+    },
 }
 
 TUTOR_MODEL = {
@@ -228,6 +234,30 @@ TUTOR_CLAIM_SECONDS = 90  # a reviewer who opens a draft holds it this long, ren
 TUTOR_GROUP_SIMILARITY = float(env("TUTOR_GROUP_SIMILARITY", "0.85"))  # cosine; 0 turns grouping by meaning off
 TUTOR_DEFAULT_REVIEW_SECONDS = 20.0  # a review's length in wait estimates until a class has its own
 TUTOR_DEFAULT_DRAFT_SECONDS = 8.0  # a draft's length in wait estimates until a class has its own
+# Safeguarding (issue 13): the classifier of students' messages and drafts (a class with
+# assess() and example_vector(): tutor/safeguarding/classifier.py), and how often the
+# periodic task moves unacknowledged alerts on and retries their e-mails.
+TUTOR_SAFEGUARDING_CLASSIFIER = env(
+    "TUTOR_SAFEGUARDING_CLASSIFIER", "tutor.safeguarding.classifier.PrototypeClassifier"
+)
+TUTOR_ALERT_CHECK_SECONDS = float(env("TUTOR_ALERT_CHECK_SECONDS", "15"))
+# The address people open from an alert e-mail.
+TUTOR_SITE_URL = env("TUTOR_SITE_URL", "http://localhost:8000").rstrip("/")
+
+# E-mail (safeguarding alerts). Development prints e-mails on the console; production
+# sends them through the SMTP server named here.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = int(env("EMAIL_TIMEOUT", "10"))  # an unreachable server must not hold an alert up
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "tutor@localhost")
 
 LOGGING = {
     "version": 1,

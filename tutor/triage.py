@@ -10,14 +10,17 @@ import unicodedata
 
 from django.utils.translation import gettext_lazy as _
 
-# Codes in the order a reviewer should care about them.
+# Codes in the order a reviewer should care about them. "distressed" is the question's
+# safety tier (1 or 2, tutor.safeguarding); the card's label says the tier and category.
 DISTRESSED = "distressed"
+UNSAFE_DRAFT = "unsafe_draft"
 GIVES_ANSWER = "gives_answer"
 UNSURE = "unsure"
 LONG = "long"
 
 FLAG_LABELS = {
     DISTRESSED: _("The student may be upset"),
+    UNSAFE_DRAFT: _("The draft may be unsafe: read it closely"),
     GIVES_ANSWER: _("May give away the answer"),
     UNSURE: _("The model was unsure"),
     LONG: _("Long"),
@@ -96,7 +99,8 @@ _GIVES_ANSWER = re.compile("|".join(_GIVES_ANSWER_PATTERNS))
 
 
 def looks_distressed(text: str) -> bool:
-    """The student's message has words of distress (English or French keywords)."""
+    """The student's message has words of distress (English or French keywords). Only the
+    fallback for when the safeguarding classifier fails (tutor.safeguarding.services)."""
     return bool(_DISTRESS.search(_plain(text)))
 
 
@@ -109,11 +113,15 @@ def word_count(text: str) -> int:
     return len((text or "").split())
 
 
-def draft_flags(*, draft: str, mean_token_prob: float | None, distressed: bool, max_words: int) -> list[str]:
+def draft_flags(
+    *, draft: str, mean_token_prob: float | None, distressed: bool, max_words: int, unsafe_draft: bool = False
+) -> list[str]:
     """The codes of what to check in a draft, most important first."""
     codes = []
     if distressed:
         codes.append(DISTRESSED)
+    if draft and unsafe_draft:
+        codes.append(UNSAFE_DRAFT)
     if draft and seems_to_give_answer(draft):
         codes.append(GIVES_ANSWER)
     if draft and mean_token_prob is not None and mean_token_prob < UNSURE_BELOW:

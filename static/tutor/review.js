@@ -221,7 +221,7 @@
       li.className = "turn " + h.sender;
       const who = document.createElement("span");
       who.className = "turn-who";
-      who.textContent = h.sender === "student" ? t.textStudent : t.textTutor;
+      who.textContent = h.sender === "student" ? t.textStudent : h.sender === "school" ? t.textSchool : t.textTutor;
       const body = document.createElement("div");
       body.className = "turn-text md";
       if (h.html) body.innerHTML = h.html;  // nh3-sanitised on the server
@@ -239,7 +239,7 @@
     flags.replaceChildren();
     (reply.flags || []).forEach(function (f) {
       const li = document.createElement("li");
-      li.className = "flag flag-" + String(f.code).replace(/[^a-z_]/g, "");
+      li.className = "flag flag-" + String(f.code).replace(/[^a-z_]/g, "") + (f.tier ? " tier-" + Number(f.tier) : "");
       li.textContent = f.label;
       flags.append(li);
     });
@@ -251,6 +251,10 @@
       group.textContent = plural("textGroup", size);
       if (reply.group.students && reply.group.students.length) group.title = reply.group.students.join(", ");
     }
+    const alertLine = card.querySelector(".alert-line");
+    const alertId = reply.safety && reply.safety.alert_id;
+    alertLine.hidden = !alertId;
+    if (alertId) alertLine.querySelector("a").href = t.alertUrl.replace("/0/", "/" + Number(alertId) + "/");
     const claimed = card.querySelector(".claimed");
     const other = reply.claimed_by && !reply.claimed_by_me;
     claimed.hidden = !other;
@@ -270,9 +274,13 @@
       card.dataset.id = reply.id;
       wire(card, reply.id);
       byId.set(reply.id, card);
+      card.dataset.tier = tierOf(reply);
       insertInOrder(card, reply.asked_at);
+    } else if (card.dataset.tier !== String(tierOf(reply))) {
+      card.dataset.tier = tierOf(reply);
+      insertInOrder(card, reply.asked_at);  // the tier changed: move it to its place
     }
-    card.className = "card review " + reply.status;
+    card.className = "card review " + (tierOf(reply) ? "tier-" + tierOf(reply) + " " : "") + reply.status;
     card.dataset.status = reply.status;
     card.dataset.attempt = reply.attempt;
     card.dataset.askedAt = reply.asked_at;
@@ -296,11 +304,19 @@
     refreshCount();
   }
 
+  // The queue's order, as the server sorts it (tutor.selectors.REVIEW_ORDER): the most
+  // worrying question first (safety tier 2, then 1), then the oldest.
+  function tierOf(reply) { return (reply.safety && Number(reply.safety.tier)) || 0; }
+  function comesBefore(tierA, askedA, tierB, askedB) {
+    if (tierA !== tierB) return tierA > tierB;
+    return askedA < askedB;
+  }
   function insertInOrder(card, askedAt) {
-    const later = Array.from(cards.querySelectorAll(".card.review")).find(function (c) {
-      return c.dataset.askedAt && c.dataset.askedAt > askedAt;
+    const tier = Number(card.dataset.tier || 0);
+    const after = Array.from(cards.querySelectorAll(".card.review")).find(function (c) {
+      return c !== card && c.dataset.askedAt && comesBefore(tier, askedAt, Number(c.dataset.tier || 0), c.dataset.askedAt);
     });
-    if (later) cards.insertBefore(card, later);
+    if (after) cards.insertBefore(card, after);
     else cards.append(card);
   }
 
@@ -357,6 +373,7 @@
   // Adopt the cards the server rendered, so the page works before the socket opens.
   cards.querySelectorAll(".card.review[data-id]").forEach(function (card) {
     card.dataset.status = card.className.split(" ").pop();
+    card.dataset.tier = card.dataset.tier || "0";
     byId.set(Number(card.dataset.id), card);
     listen(card);
   });

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from classrooms.models import Classroom, Membership, School, User
+from classrooms.models import Classroom, Membership, School, SupportiveMessage, User
+from tests.conftest import open_to_students
 from tutor import selectors, services
 from tutor.models import Message, QuestionGroup
 
@@ -28,6 +29,8 @@ class ReviewLoop(RuleBasedStateMachine):
         super().__init__()
         n = next(counter)
         school = School.objects.create(name=f"S{n}")
+        open_to_students(school, f"cpe{n}")
+        self.approved_in_advance = set(SupportiveMessage.objects.filter(school=school).values_list("text", flat=True))
         self.classroom = Classroom.objects.create(school=school, name=f"C{n}")
         self.teacher = User.objects.create_user(f"t{n}", school=school)
         Membership.objects.create(classroom=self.classroom, user=self.teacher, role="teacher")
@@ -69,6 +72,7 @@ class ReviewLoop(RuleBasedStateMachine):
         text=st.one_of(
             st.text(min_size=1, max_size=40).filter(lambda t: t.strip()),
             st.sampled_from(["What is a prime number?", "How do I add fractions?"]),  # alike: grouped
+            st.just("I want to kill myself"),  # urgent: the school's supportive message, at once
         ),
     )
     def ask(self, who, text):
@@ -139,6 +143,8 @@ class ReviewLoop(RuleBasedStateMachine):
             self.check(who, "\n".join(seen))
             shown = [m["text"] for m in selectors.messages_for_student(conversation, 0) if m["sender"] == "tutor"]
             assert set(t for t in shown if t) <= self.allowed[who]
+            unreviewed = {m["text"] for m in selectors.messages_for_student(conversation, 0) if m["sender"] == "school"}
+            assert unreviewed <= self.approved_in_advance, "only text the school approved in advance goes unreviewed"
 
     def check(self, who, seen: str):
         assert "FAILURE-SECRET" not in seen
