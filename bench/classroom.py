@@ -175,9 +175,12 @@ def seed(students: int, reviewers: int):
     from django.test import Client
 
     from classrooms.models import Classroom, Membership, School, User
+    from classrooms.services import safeguarding_defaults_approve
 
     school = School.objects.create(name="Bench school")
     classroom = Classroom.objects.create(school=school, name="Maths 4e B", subject="Mathematics")
+    lead = User.objects.create_user(username="cpe", password=PASSWORD, school=school, first_name="CPE")
+    safeguarding_defaults_approve(actor=None, school=school, contacts=[lead])  # students may chat
 
     def person(username: str, role: str, first_name: str) -> dict:
         user = User.objects.create_user(username=username, password=PASSWORD, school=school, first_name=first_name)

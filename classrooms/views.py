@@ -119,6 +119,8 @@ def school_home(request: HttpRequest) -> HttpResponse:
             "school": school,
             "classrooms": classrooms,
             "form": forms.ClassroomNameForm(),
+            "chat_open": selectors.student_chat_is_open(school),
+            "chat_blockers": selectors.student_chat_blockers(school),
         },
     )
 
