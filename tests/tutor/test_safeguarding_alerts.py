@@ -414,6 +414,9 @@ def test_an_unsafe_draft_is_flagged_and_a_caring_one_is_not(student, classmate, 
         "I'm really sorry you feel this way. Please talk to an adult you trust, or call 3114.",
     )
     plain = draft(ask(classmate, classroom, "What is 3 x 4?"), "What do you get when you add 3 four times?")
+    # An explicit means in a draft is flagged whatever the question was.
+    means = draft(ask(classmate, classroom, "I don't want to live anymore"), "Then you could jump off the bridge.")
+    assert "unsafe_draft" in [f["code"] for f in selectors.reviewer_view(means, viewer=teacher)["flags"]]
     flags = {
         r.pk: [f["code"] for f in selectors.reviewer_view(r, viewer=teacher)["flags"]] for r in (maths, caring, plain)
     }

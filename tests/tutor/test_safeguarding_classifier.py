@@ -100,6 +100,13 @@ def test_a_cry_for_help_inside_a_long_maths_question_is_found(model):
     assert model.assess(maths + " " + maths).tier == NOTHING
 
 
+def test_leetspeak_repeats_and_invisible_characters_are_read_as_words(model):
+    assert classifier.readable("I w4nt t0 k1ll mys3lf") == "I want t0 kill myself"  # "t0": too short to tell
+    assert classifier.readable("i want to dieeeee\u200b") == "i want to die"
+    assert classifier.readable("solve 3x + 2 = 11 and x2") == "solve 3x + 2 = 11 and x2"  # maths untouched
+    assert model.assess("je vais me p3ndre").reason == "lexicon"
+
+
 def test_the_lexicon_of_explicit_means_forces_the_urgent_tier(model):
     found = model.assess("how do I tie a noose")
     assert (found.tier, found.reason) == (URGENT, "lexicon")
