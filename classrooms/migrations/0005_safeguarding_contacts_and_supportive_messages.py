@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("classrooms", "0003_school_administration"),
+        ("classrooms", "0004_school_models_and_class_model"),
     ]
 
     operations = [

@@ -13,8 +13,8 @@ def distressed_is_a_concern(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("classrooms", "0004_safeguarding_contacts_and_supportive_messages"),
-        ("tutor", "0002_groups_claims_triage"),
+        ("classrooms", "0005_safeguarding_contacts_and_supportive_messages"),
+        ("tutor", "0003_message_model_key"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
