@@ -28,3 +28,9 @@ else:
 # A worker or server started by a test reaches the test database under its test name.
 if os.environ.get("TUTOR_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["TUTOR_TEST_DB_NAME"]
+
+# The checks' hard cap is a per-draft budget on a quiet worker (bench/quality.py measures
+# it); a test machine running the suite beside a model would hit it and say "not
+# checked". Tests of the cap set their own.
+TUTOR_CHECK_CAP_MS = 2000
+TUTOR_MATHS_BUDGET_MS = 1000

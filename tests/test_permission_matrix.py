@@ -29,6 +29,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from classrooms.models import Classroom, Membership, SafeguardingContact
+from tests.classrooms.identity.world import add_identity_world
 from tests.conftest import make_person
 from tests.tutor.helpers import ask, draft, socket
 from tutor.models import SafeguardingExample
@@ -69,6 +70,22 @@ TARGETS = {
     "other school's contact": lambda w: {"contact_id": w.foreign_contact.id},
     "own school's example": lambda w: {"example_id": w.example.id},
     "other school's example": lambda w: {"example_id": w.foreign_example.id},
+    # Sign-in services and learning platforms (tests/classrooms/identity/world.py)
+    "school's sign-in": lambda w: {"sign_in_id": w.sign_in.id},
+    "other school's sign-in": lambda w: {"sign_in_id": w.foreign_sign_in.id},
+    "OIDC provider": lambda w: {"key": w.oidc.key},
+    "CAS service": lambda w: {"key": w.ent.key},
+    "registration address": lambda w: {"token": "not-a-registration-address"},
+    "platform's login": lambda w: {"registration_uuid": w.platform.registration.uuid},
+    "school's platform": lambda w: {"platform_id": w.platform.id},
+    "other school's platform": lambda w: {"platform_id": w.foreign_platform.id},
+    "school's deployment": lambda w: {"platform_id": w.platform.id, "deployment_id": w.deployment.id},
+    "other school's deployment": lambda w: {
+        "platform_id": w.foreign_platform.id,
+        "deployment_id": w.foreign_deployment.id,
+    },
+    "school's course": lambda w: {"link_id": w.course_link.id},
+    "other school's course": lambda w: {"link_id": w.foreign_course_link.id},
 }
 
 
@@ -151,6 +168,11 @@ MATRIX = {
     "review_split": [
         row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
         row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+    ],
+    "review_check": [
+        row("POST", "student's reply", "302 404 404 404 200 404 404 404 404", lambda w: {"text": "3 x 4 = 12"}),
+        row("POST", "stranger's reply", "302 404 404 404 404 200 404 404 404", lambda w: {"text": "3 x 4 = 12"}),
+        row("GET", "student's reply", "302 405 405 405 405 405 405 405 405"),
     ],
     "review_stats": [row("GET", "-", "302 403 403 403 200 200 403 200 200")],
     # Accounts and language
@@ -355,6 +377,75 @@ MATRIX = {
         row("POST", "own school's example", "302 403 403 403 403 403 403 302 404"),
         row("POST", "other school's example", "302 403 403 403 403 403 403 404 302"),
     ],
+    # Signing in with a school's services: anyone may start; a callback without the
+    # browser's own attempt is refused (403); the CAS server's sign-out POST needs its request.
+    "identity_sign_in": [
+        row("GET", "school's sign-in", "302 302 302 302 302 302 302 302 302"),
+        row("POST", "school's sign-in", "405 405 405 405 405 405 405 405 405"),
+    ],
+    "identity_oidc_callback": [row("GET", "OIDC provider", "403 403 403 403 403 403 403 403 403")],
+    "identity_cas_callback": [
+        row("GET", "CAS service", "403 403 403 403 403 403 403 403 403"),
+        row("POST", "CAS service", "400 400 400 400 400 400 400 400 400"),
+    ],
+    "identity_sign_in_methods": [row("GET", "-", "302 200 200 200 200 200 200 200 200")],
+    # The LTI tool's addresses: public, and refusing what no platform signed.
+    "identity_lti_jwks": [row("GET", "-", "200 200 200 200 200 200 200 200 200")],
+    "identity_lti_register": [row("GET", "registration address", "403 403 403 403 403 403 403 403 403")],
+    "identity_lti_login": [row("GET", "platform's login", "200 200 200 200 200 200 200 200 200")],
+    "identity_lti_launch": [
+        row("POST", "-", "403 403 403 403 403 403 403 403 403"),
+        row("GET", "-", "405 405 405 405 405 405 405 405 405"),
+    ],
+    "identity_lti_class_choose": [
+        row("POST", "-", "403 403 403 403 403 403 403 403 403", lambda w: {"token": "forged"}),
+        row("GET", "-", "405 405 405 405 405 405 405 405 405"),
+    ],
+    # School admins: their own school's services and platforms only
+    "identity_school_sign_in": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "identity_school_sign_in_add": [
+        row(
+            "POST",
+            "-",
+            "302 403 403 403 403 403 403 302 302",
+            lambda w: {"protocol": "cas", "name": "ENT 2", "slug": "ent2", "server_url": "https://ent2.example/cas"},
+        ),
+        row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"shared": w.oidc.id}),
+    ],
+    "identity_school_sign_in_rules": [
+        row("GET", "school's sign-in", "302 403 403 403 403 403 403 200 404"),
+        row("GET", "other school's sign-in", "302 403 403 403 403 403 403 404 200"),
+        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404", lambda w: {"enabled": "on"}),
+    ],
+    "identity_school_sign_in_test": [
+        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404"),
+        row("POST", "other school's sign-in", "302 403 403 403 403 403 403 404 302"),
+    ],
+    "identity_school_sign_in_remove": [
+        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404"),
+        row("POST", "other school's sign-in", "302 403 403 403 403 403 403 404 302"),
+    ],
+    "identity_school_platform_invite": [row("POST", "-", "302 403 403 403 403 403 403 302 302")],
+    "identity_school_platform": [
+        row("GET", "school's platform", "302 403 403 403 403 403 403 200 404"),
+        row("GET", "other school's platform", "302 403 403 403 403 403 403 404 200"),
+    ],
+    "identity_school_platform_test": [
+        row("POST", "school's platform", "302 403 403 403 403 403 403 302 404"),
+        row("POST", "other school's platform", "302 403 403 403 403 403 403 404 302"),
+    ],
+    "identity_school_platform_deployment": [
+        row("POST", "school's deployment", "302 403 403 403 403 403 403 302 404", lambda w: {"active": "off"}),
+        row("POST", "other school's deployment", "302 403 403 403 403 403 403 404 302", lambda w: {"active": "off"}),
+    ],
+    "identity_school_platform_remove": [
+        row("POST", "school's platform", "302 403 403 403 403 403 403 302 404"),
+        row("POST", "other school's platform", "302 403 403 403 403 403 403 404 302"),
+    ],
+    "identity_school_course_sync": [
+        row("POST", "school's course", "302 403 403 403 403 403 403 302 404"),
+        row("POST", "other school's course", "302 403 403 403 403 403 403 404 302"),
+    ],
 }
 
 # WebSocket routes: "yes" if the persona's socket is accepted.
@@ -425,7 +516,7 @@ def world(
         SafeguardingExample.objects.create(school=s, label="ok", text="this homework is killing me", vector=b"")
         for s in (school, other_school)
     ]
-    return SimpleNamespace(
+    world = SimpleNamespace(
         alert=alert,
         stranger_alert=stranger_alert,
         contact=SafeguardingContact.objects.get(school=school),
@@ -452,6 +543,8 @@ def world(
         school_admin=school_admin,
         other_admin=other_admin,
     )
+    add_identity_world(world)
+    return world
 
 
 def _ask(client: Client, world, name: str, case, persona: str) -> int:

@@ -7,5 +7,5 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
 
-app = Celery("tutor", include=["inference.tasks", "tutor.tasks"])
+app = Celery("tutor", include=["inference.tasks", "tutor.tasks", "classrooms.identity.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -83,6 +83,8 @@ class Message(models.Model):
     model_name = models.CharField(max_length=200, blank=True)
     generation_settings = models.JSONField(default=dict, blank=True)
     mean_token_prob = models.FloatField(null=True, blank=True)
+    # What tutor.checks found in draft_text (maths, language, loops), written with the draft.
+    checks = models.JSONField(default=dict, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     draft_started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)  # the drafting worker is alive
@@ -94,10 +96,9 @@ class Message(models.Model):
     # Triage: set when the question is asked, read by the review queue.
     distressed = models.BooleanField(default=False)  # the question's safety tier is 1 or more: reviewed first
     # Safeguarding (tutor.safeguarding): the question's tier (0 nothing, 1 concern, 2 urgent)
-    # and category; the draft's category when the draft itself looks unsafe.
+    # and category. An unsafe draft is one of the draft's checks (checks["safety"]).
     safety_tier = models.PositiveSmallIntegerField(default=0)
     safety_category = models.CharField(max_length=20, blank=True)
-    draft_safety_category = models.CharField(max_length=20, blank=True)
     # Alike questions. question_key is the question's normal form when it may be grouped
     # ("" when not: see tutor.grouping.groupable_key); question_vector its sentence
     # embedding, written by the worker. group_opt_out: a reviewer split it out of a group.

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from classrooms.models import REVIEW_ROLES, Classroom, Membership, User
 from classrooms.selectors import classroom_model, declared_models, model_label
-from tutor import triage
+from tutor import checks, triage
 from tutor.models import Conversation, Message
 from tutor.rendering import render_markdown
 from tutor.safeguarding import classifier
@@ -102,16 +102,27 @@ def messages_for_student(conversation: Conversation, since_version: int = 0) -> 
     return [student_view(m) for m in messages]
 
 
-# The order reviewers take replies in: the most worrying question first (safety tier 2,
-# then 1), then the oldest. review.js inserts live cards by the same rule.
-REVIEW_ORDER = ("-safety_tier", "created_at", "id")
+def review_priority(reply: Message) -> list:
+    """Where a reply stands in the review queue, as a list that sorts ascending: the most
+    worrying question first (its safety tier, tutor.safeguarding: 2 urgent, then 1, a
+    concern, which every distressed student's question is at least), then drafts whose
+    maths is wrong, then the oldest question.
+
+    The one ordering rule: the queue page, the socket's queue, the waits and review.js's
+    live insertion all sort by it (it travels in reviewer_view as "priority")."""
+    check_flags = (reply.checks or {}).get("flags", ())
+    return [
+        -reply.safety_tier,
+        0 if triage.MATHS_ERROR in check_flags else 1,
+        reply.created_at.isoformat(),
+        reply.pk,
+    ]
 
 
-def review_queue(user: User) -> QuerySet[Message]:
-    """Replies a teacher has to act on in their classes, in REVIEW_ORDER: an urgent or
-    worrying question first, then the oldest question first. A group appears once, as
-    its lead."""
-    return (
+def review_queue(user: User) -> list[Message]:
+    """Replies a teacher has to act on in their classes, in review_priority order. A group
+    appears once, as its lead."""
+    replies = (
         Message.objects.filter(
             sender=Message.Sender.TUTOR,
             status__in=REVIEWABLE_STATUSES,
@@ -120,8 +131,9 @@ def review_queue(user: User) -> QuerySet[Message]:
             conversation__classroom__memberships__role__in=REVIEW_ROLES,
         )
         .select_related("conversation__classroom", "conversation__student", "in_reply_to", "claimed_by")
-        .order_by(*REVIEW_ORDER)
+        .order_by("created_at", "id")
     )
+    return sorted(replies, key=review_priority)
 
 
 def reply_for_reviewer(user: User, reply_id: int) -> Message:
@@ -163,15 +175,22 @@ def _safety_view(reply: Message) -> dict:
 
 
 def _flags(reply: Message, max_words: int) -> list[dict]:
-    """What to check on the card; the concern flag says the tier and category."""
+    """What to check on the card: the question's safety tier and the draft's checks."""
     codes = triage.draft_flags(
         draft=reply.draft_text,
         mean_token_prob=reply.mean_token_prob,
         distressed=reply.distressed,
         max_words=max_words,
-        unsafe_draft=bool(reply.draft_safety_category),
+        checks=reply.checks,
     )
-    flags = triage.flag_views(codes)
+    return _flag_views(reply, codes, reply.checks)
+
+
+def _flag_views(reply: Message, codes: list[str], found: dict | None) -> list[dict]:
+    """Flags with their labels, for the model's draft or a teacher's edit of it (`found`:
+    what tutor.checks found in that text). The concern flag says the question's tier and
+    category, the unsafe-draft flag what the draft brings up."""
+    flags = triage.flag_views(codes, found)
     for flag in flags:
         if flag["code"] == triage.DISTRESSED:
             category = str(
@@ -183,7 +202,8 @@ def _flags(reply: Message, max_words: int) -> list[dict]:
                 flag["label"] = _("Concern: %(category)s") % {"category": category}
             flag["tier"] = max(1, reply.safety_tier)
         elif flag["code"] == triage.UNSAFE_DRAFT:
-            category = str(classifier.CATEGORY_LABELS.get(reply.draft_safety_category, ""))
+            code = ((found or {}).get("safety") or {}).get("category", "")
+            category = str(classifier.CATEGORY_LABELS.get(code, code))
             flag["label"] = _("The draft may be unsafe (%(category)s): read it closely.") % {"category": category}
     return flags
 
@@ -262,10 +282,32 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "decision": reply.decision,
         "reviewed_by": str(reply.reviewed_by) if reply.reviewed_by_id else "",
         "flags": _flags(reply, conversation.classroom.max_reply_words),
+        "checks": checks.summary(reply.checks) if reply.draft_text else checks.summary({}),
+        "priority": review_priority(reply),
         "group": _group_view(reply),
         "claimed_by": str(holder) if holder is not None else "",
         "claimed_by_me": holder is not None and viewer is not None and holder.pk == viewer.pk,
         "words": triage.word_count(reply.draft_text),
+    }
+
+
+def edited_draft_checks(reply: Message, text: str) -> dict:
+    """The card's flags and checks line for a teacher's edit of the draft, before they
+    approve it: the same checks as the worker's, on the edited text (no new draft)."""
+    text = (text or "").strip()[: settings.TUTOR_MAX_MESSAGE_CHARS * 2]
+    found = checks.run_checks(text, checks.context_for(reply)) if text else {}
+    codes = triage.draft_flags(
+        draft=text,
+        mean_token_prob=reply.mean_token_prob if text == reply.draft_text.strip() else None,
+        distressed=reply.distressed,
+        max_words=reply.conversation.classroom.max_reply_words,
+        checks=found,
+    )
+    return {
+        "id": reply.pk,
+        "flags": _flag_views(reply, codes, found),
+        "checks": checks.summary(found),
+        "words": triage.word_count(text),
     }
 
 
@@ -295,11 +337,20 @@ def _mean(values: list[float], default: float) -> float:
 def queue_snapshot(classroom_id: int, now: datetime | None = None) -> QueueSnapshot:
     now = now or timezone.now()
     tutor_replies = Message.objects.filter(conversation__classroom_id=classroom_id, sender=Message.Sender.TUTOR)
-    units = list(
-        tutor_replies.filter(status__in=REVIEWABLE_STATUSES)
-        .order_by(*REVIEW_ORDER)
-        .values("id", "status", "queued_at", "created_at", "claimed_by_id", "claimed_until")
+    pending = tutor_replies.filter(status__in=REVIEWABLE_STATUSES).only(
+        "id", "status", "queued_at", "created_at", "claimed_by_id", "claimed_until", "safety_tier", "checks"
     )
+    units = [
+        {
+            "id": r.pk,
+            "status": r.status,
+            "queued_at": r.queued_at,
+            "created_at": r.created_at,
+            "claimed_by_id": r.claimed_by_id,
+            "claimed_until": r.claimed_until,
+        }
+        for r in sorted(pending, key=review_priority)
+    ]
     for unit in units:
         unit["open"] = bool(unit["claimed_by_id"] and unit["claimed_until"] and unit["claimed_until"] >= now)
     recent = tutor_replies.filter(reviewed_at__gte=now - WAIT_HISTORY).order_by("-reviewed_at")

@@ -398,24 +398,28 @@ def draft_finish(
     model_name: str,
     generation_settings: dict,
     mean_token_prob: float | None = None,
+    checks: dict | None = None,
+    discarded: list[dict] | None = None,
 ) -> bool:
     """Save the finished draft for review. False if the reply moved on meanwhile.
 
-    The safeguarding classifier reads the draft first: an unsafe draft is flagged on its
-    card (tutor.safeguarding.services.draft_safety_category).
-    """
-    question_tier = Message.objects.filter(pk=reply_id).values_list("safety_tier", flat=True).first() or 0
-    unsafe = safeguarding.draft_safety_category(draft=text, question_tier=question_tier)
+    `checks`: what tutor.checks found in `text`. `discarded`: drafts the pipeline made and
+    replaced by itself (the automatic retry), kept in the reply's history."""
     with transaction.atomic():
+        changes = {}
+        if discarded:
+            history = Message.objects.filter(pk=reply_id).values_list("previous_drafts", flat=True).first() or []
+            changes["previous_drafts"] = list(history) + discarded
         saved = Message.objects.filter(pk=reply_id, draft_attempt=attempt, status=Message.Status.DRAFTING).update(
             status=Message.Status.AWAITING_REVIEW,
             draft_text=text,
-            draft_safety_category=unsafe,
             model_name=model_name[:200],
             generation_settings=generation_settings,
             mean_token_prob=mean_token_prob,
+            checks=checks or {},
             drafted_at=timezone.now(),
             failure="",
+            **changes,
         )
         if saved:
             reply = Message.objects.select_related("conversation").get(pk=reply_id)
@@ -653,6 +657,7 @@ def _take_group_draft(member: Message) -> Message:
         model_key=lead.model_key,
         model_name=lead.model_name,
         mean_token_prob=lead.mean_token_prob,
+        checks=lead.checks,
         drafted_at=lead.drafted_at,
         group=None,
         group_opt_out=True,
@@ -722,6 +727,7 @@ def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -
             status=Message.Status.QUEUED,
             draft_attempt=F("draft_attempt") + 1,
             draft_text="",
+            checks={},
             failure="",
             previous_drafts=history,
             regenerate_instruction=instruction,

@@ -52,13 +52,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "lti_tool",  # django-lti: LTI 1.3 registrations, deployments, course contexts, tool keys
+    "django_cas_ng",  # its CAS session tickets, for single sign-out
     "classrooms",
+    "classrooms.identity",
     "tutor",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Above the session and CSRF middleware: rewrites their cookies and the frame policy
+    # on the way out, for sessions opened by an LTI launch only.
+    "classrooms.identity.middleware.PlatformFrameMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -117,7 +123,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    # Sessions opened through a school's sign-in service or an LTI launch.
+    "classrooms.identity.backends.SignInServiceBackend",
+]
 AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "10"))
 AXES_COOLOFF_TIME = 0.25  # hours: a locked-out pupil can try again after 15 minutes
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -184,6 +195,26 @@ CHANNEL_LAYERS = {
     }
 }
 
+# The default cache stays in the process (join-code throttle). Sign-in flows keep their
+# one-time state (LTI nonces, provider discovery) in Redis, shared by every web process.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "identity": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("CHANNELS_PREFIX", "tutor") + "-identity",
+        "TIMEOUT": 3600,
+    },
+}
+
+# Signing in with a school's accounts (classrooms/identity): OpenID Connect, CAS, LTI 1.3.
+IDENTITY_CLOCK_LEEWAY_SECONDS = int(env("TUTOR_IDENTITY_CLOCK_LEEWAY", "60"))
+IDENTITY_HTTP_TIMEOUT_SECONDS = float(env("TUTOR_IDENTITY_HTTP_TIMEOUT", "10"))
+IDENTITY_ROSTER_SYNC_SECONDS = int(env("TUTOR_LTI_ROSTER_SYNC_SECONDS", "900"))
+OIDC_TIMEOUT = IDENTITY_HTTP_TIMEOUT_SECONDS  # mozilla-django-oidc's requests to providers
+OIDC_VERIFY_SSL = env_bool("TUTOR_IDENTITY_VERIFY_TLS", True)
+CAS_VERIFY_SSL_CERTIFICATE = OIDC_VERIFY_SSL
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -206,6 +237,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tutor.escalate_safeguarding_alerts",
         "schedule": float(env("TUTOR_ALERT_CHECK_SECONDS", "15")),
     },
+    "sync-course-rosters": {"task": "identity.sync_course_rosters", "schedule": 300.0},
 }
 
 # The model of a deployment that declares only one (tutor/model_settings.py): the embedded
@@ -255,6 +287,15 @@ TUTOR_CLAIM_SECONDS = 90  # a reviewer who opens a draft holds it this long, ren
 TUTOR_GROUP_SIMILARITY = float(env("TUTOR_GROUP_SIMILARITY", "0.85"))  # cosine; 0 turns grouping by meaning off
 TUTOR_DEFAULT_REVIEW_SECONDS = 20.0  # a review's length in wait estimates until a class has its own
 TUTOR_DEFAULT_DRAFT_SECONDS = 8.0  # a draft's length in wait estimates until a class has its own
+# Checks on every draft before its card turns ready (tutor/checks.py, bench/quality.py).
+TUTOR_CHECK_CAP_MS = float(env("TUTOR_CHECK_CAP_MS", "100"))  # hard cap per draft: past it, "not checked"
+TUTOR_MATHS_BUDGET_MS = float(env("TUTOR_MATHS_BUDGET_MS", "50"))  # the maths checker's share of it
+# One automatic new draft when a draft is in the wrong language or loops (then it is flagged).
+TUTOR_AUTO_REGENERATE = env_bool("TUTOR_AUTO_REGENERATE", True)
+# Hand the model the exact result of the question's equation or computation, as verified
+# working for the tutor only. Off: measured with bench/quality.py --facts, it did not help
+# the embedded model (see README).
+TUTOR_VERIFIED_FACTS = env_bool("TUTOR_VERIFIED_FACTS", False)
 # Safeguarding (issue 13): the classifier of students' messages and drafts (a class with
 # assess() and example_vector(): tutor/safeguarding/classifier.py), and how often the
 # periodic task moves unacknowledged alerts on and retries their e-mails.

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from classrooms.identity import views as identity_views
 from tutor import views
 from tutor.safeguarding import views as safeguarding_views
 
@@ -20,6 +21,7 @@ urlpatterns = [
     path("review/<int:reply_id>/regenerate/", views.review_regenerate, name="review_regenerate"),
     path("review/<int:reply_id>/claim/", views.review_claim, name="review_claim"),
     path("review/<int:reply_id>/split/", views.review_split, name="review_split"),
+    path("review/<int:reply_id>/check/", views.review_check, name="review_check"),
     path("review/stats/", views.review_stats, name="review_stats"),
     path("safeguarding/alerts/", safeguarding_views.alert_list, name="safeguarding_alerts"),
     path("safeguarding/alerts/<int:alert_id>/", safeguarding_views.alert_page, name="safeguarding_alert"),
@@ -36,7 +38,9 @@ urlpatterns = [
         name="school_safeguarding_example_delete",
     ),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Signing out also ends the session at the school's sign-in service, where it has one.
+    path("accounts/logout/", identity_views.sign_out, name="logout"),
     path("", include("classrooms.urls")),
+    path("", include("classrooms.identity.urls")),
     path("operator/", admin.site.urls),
 ]

@@ -196,6 +196,18 @@ def review_claim(request: HttpRequest, reply_id: int) -> JsonResponse:
 
 
 @login_required
+@require_POST
+def review_check(request: HttpRequest, reply_id: int) -> JsonResponse:
+    """The flags and checks line of the teacher's edit of a draft, as they type: the same
+    checks as the worker's, on their text. Changes nothing."""
+    reply = selectors.reply_for_reviewer(request.user, reply_id)
+    text = request.POST.get("text", "")
+    if len(text) > services.settings.TUTOR_MAX_MESSAGE_CHARS * 2:
+        return JsonResponse({"error": _("The reply is too long.")}, status=400)
+    return JsonResponse({"reply": selectors.edited_draft_checks(reply, text)})
+
+
+@login_required
 @require_GET
 def review_stats(request: HttpRequest) -> JsonResponse:
     """Per class: measured waits and review times (p50/p95), and the queue now. For the

@@ -141,7 +141,10 @@
     card.querySelectorAll("form").forEach(function (form) {
       form.addEventListener("submit", function (event) { event.preventDefault(); act(card, form); });
     });
-    card.querySelector("textarea.draft").addEventListener("input", function () { card.dataset.edited = "1"; });
+    card.querySelector("textarea.draft").addEventListener("input", function () {
+      card.dataset.edited = "1";
+      checkEdit(card);
+    });
     card.querySelector(".open-reject").addEventListener("click", function () { openPanel(card, "reject"); });
     card.querySelector(".open-regenerate").addEventListener("click", function () { openPanel(card, "regenerate"); });
     card.querySelectorAll(".panel .cancel").forEach(function (b) {
@@ -234,7 +237,9 @@
     window.TutorMath && window.TutorMath.render(ol);
   }
 
-  function renderExtras(card, reply) {
+  // --- Flags and the checks line: from the worker's checks of the draft, or, once the
+  // teacher edits it, from the same checks on their text (asked as they type).
+  function renderChecks(card, reply) {
     const flags = card.querySelector(".flags");
     flags.replaceChildren();
     (reply.flags || []).forEach(function (f) {
@@ -244,6 +249,48 @@
       flags.append(li);
     });
     flags.hidden = !(reply.flags && reply.flags.length);
+    const box = card.querySelector(".checks");
+    if (!box) return;
+    const checks = reply.checks || { line: "", errors: [], state: "" };
+    const line = box.querySelector(".checks-line");
+    line.className = "checks-line checks-" + (String(checks.state || "none").replace(/[^a-z]/g, "") || "none");
+    setText(box.querySelector(".checks-text"), checks.line || "");
+    const errors = box.querySelector(".maths-errors");
+    errors.replaceChildren();
+    (checks.errors || []).forEach(function (e) {
+      const li = document.createElement("li");
+      li.textContent = e;
+      errors.append(li);
+    });
+    errors.hidden = !(checks.errors && checks.errors.length);
+    box.hidden = !checks.line;
+  }
+  const checkTimers = new Map();
+  function checkEdit(card) {
+    const id = card.dataset.id;
+    if (!t.checkUrl || !id) return;
+    clearTimeout(checkTimers.get(id));
+    checkTimers.set(id, setTimeout(function () {
+      const token = card.querySelector("input[name=csrfmiddlewaretoken]");
+      const body = new FormData();
+      if (token) body.append("csrfmiddlewaretoken", token.value);
+      body.append("text", card.querySelector("textarea.draft").value);
+      fetch(t.checkUrl.replace("/0/", "/" + id + "/"), {
+        method: "POST", body: body, credentials: "same-origin", headers: { Accept: "application/json" },
+      }).then(function (response) { return response.ok ? response.json() : null; }).then(function (data) {
+        if (!data || !data.reply || !card.dataset.edited) return;
+        renderChecks(card, data.reply);
+        const words = card.querySelector(".words");
+        words.hidden = !data.reply.words;
+        if (data.reply.words) words.textContent = plural("textWords", data.reply.words);
+      }).catch(function () { /* the checks line stays as it was; approving still works */ });
+    }, 400));
+  }
+
+  function renderExtras(card, reply) {
+    // An edited card's flags describe the teacher's text, not the model's draft.
+    if (card.dataset.edited) checkEdit(card);
+    else renderChecks(card, reply);
     const group = card.querySelector(".group");
     const size = reply.group && reply.group.size;
     group.hidden = !(size > 1);
@@ -265,6 +312,7 @@
     if (reply.model_name) model.title = reply.model_name;
     else model.removeAttribute("title");
     const words = card.querySelector(".words");
+    if (card.dataset.edited) return;
     words.hidden = !reply.words;
     if (reply.words) words.textContent = plural("textWords", reply.words);
   }
@@ -279,11 +327,12 @@
       card.dataset.id = reply.id;
       wire(card, reply.id);
       byId.set(reply.id, card);
-      card.dataset.tier = tierOf(reply);
-      insertInOrder(card, reply.asked_at);
-    } else if (card.dataset.tier !== String(tierOf(reply))) {
-      card.dataset.tier = tierOf(reply);
-      insertInOrder(card, reply.asked_at);  // the tier changed: move it to its place
+      card.dataset.priority = (reply.priority || []).join("|");
+      insertInOrder(card);
+    } else if ((reply.priority || []).join("|") !== card.dataset.priority) {
+      // Its place changed (its draft turned out wrong, say): move it, unless the teacher is on it.
+      card.dataset.priority = (reply.priority || []).join("|");
+      if (!card.contains(document.activeElement) && !card.dataset.edited) insertInOrder(card);
     }
     card.className = "card review " + (tierOf(reply) ? "tier-" + tierOf(reply) + " " : "") + reply.status;
     card.dataset.status = reply.status;
@@ -312,19 +361,28 @@
     refreshCount();
   }
 
-  // The queue's order, as the server sorts it (tutor.selectors.REVIEW_ORDER): the most
-  // worrying question first (safety tier 2, then 1), then the oldest.
+  // The question's safety tier (2 urgent, 1 concern) colours the card; its place in the
+  // queue comes with review_priority like every other rule of the order.
   function tierOf(reply) { return (reply.safety && Number(reply.safety.tier)) || 0; }
-  function comesBefore(tierA, askedA, tierB, askedB) {
-    if (tierA !== tierB) return tierA > tierB;
-    return askedA < askedB;
+
+  // The server's review_priority, "-2|1|2026-…|42": compared part by part, numbers as numbers.
+  function comparePriority(a, b) {
+    const x = (a || "").split("|"), y = (b || "").split("|");
+    for (let i = 0; i < Math.max(x.length, y.length); i++) {
+      if (x[i] === y[i]) continue;
+      if (x[i] === undefined) return -1;
+      if (y[i] === undefined) return 1;
+      const nx = Number(x[i]), ny = Number(y[i]);
+      if (x[i] !== "" && y[i] !== "" && !isNaN(nx) && !isNaN(ny)) return nx < ny ? -1 : 1;
+      return x[i] < y[i] ? -1 : 1;
+    }
+    return 0;
   }
-  function insertInOrder(card, askedAt) {
-    const tier = Number(card.dataset.tier || 0);
-    const after = Array.from(cards.querySelectorAll(".card.review")).find(function (c) {
-      return c !== card && c.dataset.askedAt && comesBefore(tier, askedAt, Number(c.dataset.tier || 0), c.dataset.askedAt);
+  function insertInOrder(card) {
+    const later = Array.from(cards.querySelectorAll(".card.review")).find(function (c) {
+      return c !== card && comparePriority(c.dataset.priority, card.dataset.priority) > 0;
     });
-    if (after) cards.insertBefore(card, after);
+    if (later) cards.insertBefore(card, later);
     else cards.append(card);
   }
 
@@ -381,7 +439,6 @@
   // Adopt the cards the server rendered, so the page works before the socket opens.
   cards.querySelectorAll(".card.review[data-id]").forEach(function (card) {
     card.dataset.status = card.className.split(" ").pop();
-    card.dataset.tier = card.dataset.tier || "0";
     byId.set(Number(card.dataset.id), card);
     listen(card);
   });

@@ -18,7 +18,7 @@ from freezegun import freeze_time
 from classrooms.models import AuditEntry, SafeguardingContact, School, SupportiveMessage
 from classrooms.services import ActionRefused, safeguarding_contact_remove, student_chat_set_open
 from tests.conftest import client_for, make_person
-from tests.tutor.helpers import SmtpInbox, ask, draft, socket
+from tests.tutor.helpers import ScriptedModel, SmtpInbox, ask, draft, run_drafting, socket
 from tutor import selectors, services
 from tutor.models import AlertNotice, Message, SafeguardingAlert, SafeguardingExample
 from tutor.safeguarding import classifier
@@ -408,14 +408,17 @@ def test_the_review_queue_puts_urgent_then_concern_first_and_never_groups_them(
 
 @pytest.mark.django_db
 def test_an_unsafe_draft_is_flagged_and_a_caring_one_is_not(student, classmate, teacher, classroom):
-    maths = draft(ask(student, classroom, "What is a prime number?"), "If you are sad, just take all the pills.")
-    caring = draft(
+    def drafted(reply, text):  # through the worker's drafting service, whose checks read the draft
+        return run_drafting(reply, ScriptedModel(text))
+
+    maths = drafted(ask(student, classroom, "What is a prime number?"), "If you are sad, just take all the pills.")
+    caring = drafted(
         ask(classmate, classroom, "I want to die"),
         "I'm really sorry you feel this way. Please talk to an adult you trust, or call 3114.",
     )
-    plain = draft(ask(classmate, classroom, "What is 3 x 4?"), "What do you get when you add 3 four times?")
+    plain = drafted(ask(classmate, classroom, "What is 3 x 4?"), "What do you get when you add 3 four times?")
     # An explicit means in a draft is flagged whatever the question was.
-    means = draft(ask(classmate, classroom, "I don't want to live anymore"), "Then you could jump off the bridge.")
+    means = drafted(ask(classmate, classroom, "I don't want to live anymore"), "Then you could jump off the bridge.")
     assert "unsafe_draft" in [f["code"] for f in selectors.reviewer_view(means, viewer=teacher)["flags"]]
     flags = {
         r.pk: [f["code"] for f in selectors.reviewer_view(r, viewer=teacher)["flags"]] for r in (maths, caring, plain)
@@ -423,8 +426,17 @@ def test_an_unsafe_draft_is_flagged_and_a_caring_one_is_not(student, classmate, 
     assert "unsafe_draft" in flags[maths.pk]
     assert "unsafe_draft" not in flags[caring.pk] and flags[caring.pk][0] == "distressed"
     assert "unsafe_draft" not in flags[plain.pk]
-    maths.refresh_from_db()
-    assert maths.draft_safety_category == "self_harm"
+    assert maths.checks["safety"] == {"category": "self_harm"}
+    label = selectors.reviewer_view(maths, viewer=teacher)["flags"][0]["label"]
+    assert label == "The draft may be unsafe (Self-harm or suicide): read it closely."
+    # A teacher's edit is checked the same way as they type: the flag goes with the words.
+    assert "unsafe_draft" not in [
+        f["code"] for f in selectors.edited_draft_checks(maths, "Which numbers divide 7?")["flags"]
+    ]
+    edited = selectors.edited_draft_checks(plain, "Or just take all the pills.")
+    assert [f["code"] for f in edited["flags"]][:1] == ["unsafe_draft"]
+    # The question's concern flag keeps its tier and category on an edited card too.
+    assert selectors.edited_draft_checks(caring, "Please talk to an adult you trust.")["flags"][0]["tier"] == 2
 
 
 @pytest.mark.django_db

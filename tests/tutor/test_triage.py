@@ -6,7 +6,7 @@ import pytest
 from inference import tasks
 from inference.engine import load_engine, reset_engine
 from tests.tutor.helpers import ask, draft
-from tutor import selectors, triage
+from tutor import drafting, selectors, triage
 from tutor.models import Message
 from tutor.prompts import trim_to_words, tutor_instructions
 
@@ -102,9 +102,9 @@ def test_a_draft_with_no_sentence_end_is_cut_at_the_limit():
 def test_the_generation_limit_fits_the_reply_length():
     # ~2 tokens a word covers French (SmolLM2's tokenizer), plus room to end the sentence,
     # within the operator's cap for the default 60 words.
-    assert tasks._tokens_for_words(60) == 136
-    assert tasks._tokens_for_words(60) <= 160
-    assert tasks._tokens_for_words(5) == 32
+    assert drafting.tokens_for_words(60) == 136
+    assert drafting.tokens_for_words(60) <= 160
+    assert drafting.tokens_for_words(5) == 32
 
 
 @pytest.mark.django_db
@@ -116,10 +116,15 @@ def test_the_prompt_asks_for_the_classs_reply_length(classroom):
 @pytest.mark.django_db
 def test_the_worker_saves_a_draft_no_longer_than_the_classs_limit(student, classroom, monkeypatch):
     monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # keep the test's transaction
+    monkeypatch.setattr(drafting, "close_old_connections", lambda: None)
     classroom.max_reply_words = 20
     classroom.save()
     reply = ask(student, classroom, "Explain fractions")
-    long_reply = "Fractions are parts of a whole. " * 3 + "The bottom number says how many parts in all " * 3
+    long_reply = (
+        "Fractions are parts of a whole. The bottom number says how many equal parts there are. "
+        "The top number says how many of them you take. So three quarters means three of four parts, "
+        "and the more parts you cut the smaller each one gets"
+    )
     reset_engine()
     load_engine({"BACKEND": "fake", "FAKE_REPLY": long_reply})
     try:
@@ -128,9 +133,8 @@ def test_the_worker_saves_a_draft_no_longer_than_the_classs_limit(student, class
         reset_engine()
     reply.refresh_from_db()
     assert reply.status == Message.Status.AWAITING_REVIEW
-    assert (
-        reply.draft_text == "Fractions are parts of a whole. Fractions are parts of a whole. "
-        "Fractions are parts of a whole."
+    assert reply.draft_text == (
+        "Fractions are parts of a whole. The bottom number says how many equal parts there are."
     )
     assert reply.generation_settings["trimmed"] is True
-    assert reply.generation_settings["max_new_tokens"] == tasks._tokens_for_words(20)
+    assert reply.generation_settings["max_new_tokens"] == drafting.tokens_for_words(20)

@@ -14,16 +14,11 @@ def distressed_is_a_concern(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("classrooms", "0005_safeguarding_contacts_and_supportive_messages"),
-        ("tutor", "0003_message_model_key"),
+        ("tutor", "0004_draft_checks"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.AddField(
-            model_name="message",
-            name="draft_safety_category",
-            field=models.CharField(blank=True, max_length=20),
-        ),
         migrations.AddField(
             model_name="message",
             name="safety_category",
