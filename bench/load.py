@@ -146,7 +146,12 @@ def seed(students: int, classes: int):
         session.create()
         return f"sessionid={session.session_key}"
 
+    from classrooms.services import safeguarding_defaults_approve
+
     school = School.objects.create(name="Bench school")
+    safeguarding_defaults_approve(
+        actor=None, school=school, contacts=[User.objects.create(username="cpe", school=school)]
+    )  # students may chat
     rooms = [Classroom.objects.create(school=school, name=f"class {i}") for i in range(classes)]
     teachers = []
     for i, room in enumerate(rooms):

@@ -19,10 +19,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, School, User
-from classrooms.selectors import classroom_model
+from classrooms.selectors import classroom_model, student_chat_is_open
 from classrooms.services import audit_record
-from tutor import events, grouping, metrics, model_settings, triage
+from tutor import events, grouping, metrics, model_settings
 from tutor.models import Conversation, Message, QuestionGroup
+from tutor.safeguarding import services as safeguarding
+from tutor.safeguarding.classifier import CONCERN, URGENT
 from tutor.selectors import PENDING_STATUSES, class_wait_estimates, reply_model_key, student_view
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,12 @@ class InvalidMessage(TutorError):
 
 class SlowDown(TutorError):
     code = "slow_down"
+
+
+class ChatClosed(TutorError):
+    """The school has not opened the tutor to its students (see student_chat_blockers)."""
+
+    code = "closed"
 
 
 class ReviewConflict(TutorError):
@@ -157,7 +165,11 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     """The student asks; a reply is queued for drafting. Returns (question, created).
 
     The same client_id twice returns the first question: a message typed offline and
-    re-sent on reconnect is saved once.
+    re-sent on reconnect is saved once. The safeguarding classifier reads the question
+    here, before it is saved: a concern is sorted first and never grouped; an urgent
+    message raises its alert and sends the school's supportive message in the same
+    transaction (tutor.safeguarding.services.alert_raise), whether or not a drafting
+    worker is up.
     """
     # PostgreSQL text cannot hold NUL: it shows as the replacement character instead.
     text = (text or "").replace("\x00", "\ufffd").strip()
@@ -173,6 +185,8 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
         existing = conversation.messages.filter(client_id=client_id).first()
         if existing:
             return existing, False
+    if not student_chat_is_open(conversation.classroom.school):
+        raise ChatClosed(_("Your school has not opened the tutor to students yet. Ask your teacher."))
     student = conversation.student
     now = timezone.now()
     recent = Message.objects.filter(
@@ -193,7 +207,8 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     if class_waiting >= settings.TUTOR_MAX_PENDING_PER_CLASS:
         raise SlowDown(_("Your teacher has many questions to review right now. Try again in a few minutes."))
 
-    distressed = triage.looks_distressed(text)
+    assessment = safeguarding.assess_message(text, school_id=conversation.classroom.school_id)
+    distressed = assessment.tier >= CONCERN
     with transaction.atomic():
         opens = not conversation.messages.exists()
         version = _next_version(conversation.id)
@@ -209,8 +224,12 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
             version=version,
             model_key=classroom_model(conversation.classroom),
             distressed=distressed,
+            safety_tier=assessment.tier,
+            safety_category=assessment.category if distressed else "",
             question_key=grouping.groupable_key(text, opens_conversation=opens, distressed=distressed),
         )
+        if assessment.tier >= URGENT:
+            safeguarding.alert_raise(question=question, reply=reply, assessment=assessment)
         if not conversation.title:
             Conversation.objects.filter(pk=conversation.pk).update(title=text[:60])
         # The fast path: a pending question of the class with the same normal form is

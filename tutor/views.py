@@ -9,7 +9,12 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from classrooms.selectors import classroom_for_student, classrooms_of_student, classrooms_reviewed_by
+from classrooms.selectors import (
+    classroom_for_student,
+    classrooms_of_student,
+    classrooms_reviewed_by,
+    may_receive_alerts,
+)
 from tutor import selectors, services
 from tutor.models import Message
 
@@ -21,6 +26,8 @@ def home(request: HttpRequest) -> HttpResponse:
         return redirect("review_queue")
     if user.is_school_admin:
         return redirect("school_home")
+    if may_receive_alerts(user):  # designated safeguarding staff who teach no class
+        return redirect("safeguarding_alerts")
     return redirect("student_classes")
 
 

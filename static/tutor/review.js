@@ -240,7 +240,7 @@
       li.className = "turn " + h.sender;
       const who = document.createElement("span");
       who.className = "turn-who";
-      who.textContent = h.sender === "student" ? t.textStudent : t.textTutor;
+      who.textContent = h.sender === "student" ? t.textStudent : h.sender === "school" ? t.textSchool : t.textTutor;
       const body = document.createElement("div");
       body.className = "turn-text md";
       if (h.html) body.innerHTML = h.html;  // nh3-sanitised on the server
@@ -260,7 +260,7 @@
     flags.replaceChildren();
     (reply.flags || []).forEach(function (f) {
       const li = document.createElement("li");
-      li.className = "flag flag-" + String(f.code).replace(/[^a-z_]/g, "");
+      li.className = "flag flag-" + String(f.code).replace(/[^a-z_]/g, "") + (f.tier ? " tier-" + Number(f.tier) : "");
       li.textContent = f.label;
       flags.append(li);
     });
@@ -308,6 +308,10 @@
     if (card.dataset.edited) checkEdit(card);
     else renderChecks(card, reply);
     renderGroup(card, reply);
+    const alertLine = card.querySelector(".alert-line");
+    const alertId = reply.safety && reply.safety.alert_id;
+    alertLine.hidden = !alertId;
+    if (alertId) alertLine.querySelector("a").href = t.alertUrl.replace("/0/", "/" + Number(alertId) + "/");
     const claimed = card.querySelector(".claimed");
     const other = reply.claimed_by && !reply.claimed_by_me;
     claimed.hidden = !other;
@@ -407,7 +411,7 @@
       card.dataset.priority = (reply.priority || []).join("|");
       if (!card.contains(document.activeElement) && !card.dataset.edited) insertInOrder(card);
     }
-    card.className = "card review " + reply.status;
+    card.className = "card review " + (tierOf(reply) ? "tier-" + tierOf(reply) + " " : "") + reply.status;
     card.dataset.status = reply.status;
     card.dataset.attempt = reply.attempt;
     card.dataset.askedAt = reply.asked_at;
@@ -434,7 +438,11 @@
     refreshCount();
   }
 
-  // The server's review_priority, "0|1|2026-…|42": compared part by part, numbers as numbers.
+  // The question's safety tier (2 urgent, 1 concern) colours the card; its place in the
+  // queue comes with review_priority like every other rule of the order.
+  function tierOf(reply) { return (reply.safety && Number(reply.safety.tier)) || 0; }
+
+  // The server's review_priority, "-2|1|2026-…|42": compared part by part, numbers as numbers.
   function comparePriority(a, b) {
     const x = (a || "").split("|"), y = (b || "").split("|");
     for (let i = 0; i < Math.max(x.length, y.length); i++) {

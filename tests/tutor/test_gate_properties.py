@@ -6,7 +6,8 @@ questions that join a group, also while the teacher has its lead open. After eve
 it reads what each student may see through the gate, and now and then spies on the
 chat page, the JSON API and the catch-up a reconnecting socket gets from any version:
 
-- no draft that a teacher did not approve, and no failure text;
+- no draft that a teacher did not approve, and no failure text; nothing unreviewed but
+  the school's supportive message, approved in advance (sent at once for an urgent question);
 - each reply shows only text that a teacher decided while that reply was on the
   teacher's card: the card's own reply, or a question of its group that the card
   displayed when the decision was sent; and the teacher's own words (their reply, or an
@@ -26,7 +27,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from classrooms.models import Classroom, Membership, School, User
+from classrooms.models import Classroom, Membership, School, SupportiveMessage, User
+from tests.conftest import open_to_students
 from tutor import selectors, services
 from tutor.models import Message
 
@@ -49,6 +51,8 @@ class ReviewLoop(RuleBasedStateMachine):
         self.savepoint = transaction.savepoint()
         n = next(counter)
         school = School.objects.create(name=f"S{n}")
+        open_to_students(school, f"cpe{n}")
+        self.approved_in_advance = set(SupportiveMessage.objects.filter(school=school).values_list("text", flat=True))
         self.classroom = Classroom.objects.create(school=school, name=f"C{n}")
         self.teacher = User.objects.create_user(f"t{n}", school=school)
         Membership.objects.create(classroom=self.classroom, user=self.teacher, role="teacher")
@@ -100,7 +104,10 @@ class ReviewLoop(RuleBasedStateMachine):
     @rule(
         who=st.integers(0, STUDENTS - 1),
         text=st.one_of(  # alike questions two times in three
-            st.sampled_from(ALIKE), st.sampled_from(ALIKE), st.text(min_size=1, max_size=40).filter(lambda t: t.strip())
+            st.sampled_from(ALIKE),
+            st.sampled_from(ALIKE),
+            st.text(min_size=1, max_size=40).filter(lambda t: t.strip()),
+            st.just("I want to kill myself"),  # urgent: the school's supportive message, at once
         ),
         anew=st.booleans(),
     )
@@ -268,6 +275,11 @@ class ReviewLoop(RuleBasedStateMachine):
                 assert text in self.allowed.get(message.id, set()), (
                     f"reply {message.id} shows {text!r}, decided while it was not on the teacher's card"
                 )
+        unreviewed = {
+            selectors.student_visible_text(m)
+            for m in Message.objects.filter(conversation__classroom=self.classroom, sender="school")
+        }
+        assert unreviewed <= self.approved_in_advance, "only text the school approved in advance goes unreviewed"
 
     def check(self, conversation, seen: str):
         assert "FAILURE-SECRET" not in seen
