@@ -85,7 +85,7 @@ async def test_one_core_loop_shows_in_every_family(client, settings, student, te
         finally:
             reset_engine()
         reply = draft(chat_reply)
-        services.reply_claim(reply=reply, reviewer=teacher)
+        reply = services.reply_claim(reply=reply, reviewer=teacher)  # the card as the teacher opened it
         services.reply_approve(reply=reply, reviewer=teacher, text="What is 7 times 10, minus 7 times 2?")
         lost = ask(student, classroom, "A question the broker lost")
         Message.objects.filter(pk=lost.pk).update(queued_at=timezone.now() - timedelta(hours=1))
