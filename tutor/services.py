@@ -22,6 +22,7 @@ from classrooms.services import audit_record
 from tutor import events, grouping, triage
 from tutor.models import Conversation, Message, QuestionGroup
 from tutor.selectors import PENDING_STATUSES, class_wait_estimates, student_view
+from tutor.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +153,8 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     The same client_id twice returns the first question: a message typed offline and
     re-sent on reconnect is saved once.
     """
-    # PostgreSQL text cannot hold NUL: it shows as the replacement character instead.
-    text = (text or "").replace("\x00", "\ufffd").strip()
-    client_id = (client_id or "").replace("\x00", "")[:64]
+    text = clean_text(text)
+    client_id = clean_text(client_id)[:64]
     if not text:
         raise InvalidMessage(_("Your message is empty."))
     if len(text) > settings.TUTOR_MAX_MESSAGE_CHARS:
@@ -372,7 +372,7 @@ def draft_finish(
     with transaction.atomic():
         saved = Message.objects.filter(pk=reply_id, draft_attempt=attempt, status=Message.Status.DRAFTING).update(
             status=Message.Status.AWAITING_REVIEW,
-            draft_text=text,
+            draft_text=clean_text(text),
             model_name=model_name[:200],
             generation_settings=generation_settings,
             mean_token_prob=mean_token_prob,
@@ -606,19 +606,19 @@ def reply_approve(*, reply: Message, reviewer: User, text: str | None = None) ->
     with transaction.atomic():
         if Message.objects.filter(pk=reply.pk, status=Message.Status.GROUPED).exists():
             reply = _take_group_draft(Message.objects.get(pk=reply.pk))
-        final = reply.draft_text if text is None else text.strip()
+        final = clean_text(reply.draft_text if text is None else text)
         if not final:
             raise InvalidMessage(_("An approved reply cannot be empty."))
         if len(final) > settings.TUTOR_MAX_MESSAGE_CHARS * 2:
             raise InvalidMessage(_("The reply is too long."))
-        decision = Message.Decision.AS_DRAFTED if final == reply.draft_text.strip() else Message.Decision.EDITED
+        decision = Message.Decision.AS_DRAFTED if final == clean_text(reply.draft_text) else Message.Decision.EDITED
         return _decide(reply, reviewer, status=Message.Status.APPROVED, decision=decision, final_text=final)
 
 
 def reply_reject(*, reply: Message, reviewer: User, teacher_text: str = "") -> Message:
     """Reject the draft; the teacher may send their own reply instead. On a group's lead
     it answers every member the same way; on a member, that student alone."""
-    teacher_text = (teacher_text or "").strip()
+    teacher_text = clean_text(teacher_text)
     if len(teacher_text) > settings.TUTOR_MAX_MESSAGE_CHARS * 2:
         raise InvalidMessage(_("The reply is too long."))
     decision = Message.Decision.TEACHER_REPLY if teacher_text else Message.Decision.REJECTED
@@ -632,7 +632,7 @@ def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -
     members keep waiting for the new draft; a member asks for a draft of its own (it
     leaves its group: see reply_split).
     """
-    instruction = (instruction or "").strip()[:200]
+    instruction = clean_text(instruction)[:200]
     if Message.objects.filter(pk=reply.pk, status=Message.Status.GROUPED).exists():
         return reply_split(reply=reply, reviewer=reviewer, instruction=instruction)
     with transaction.atomic():
@@ -700,7 +700,7 @@ def reply_split(*, reply: Message, reviewer: User, instruction: str = "") -> Mes
     """Undo a grouping. On a member: it leaves the group and gets a draft of its own. On
     the lead: the group dissolves; every member gets a draft of its own and the lead keeps
     its draft. Returns the reply as it is now."""
-    instruction = (instruction or "").strip()[:200]
+    instruction = clean_text(instruction)[:200]
     with transaction.atomic():
         current = Message.objects.select_for_update().select_related("conversation__classroom__school").get(pk=reply.pk)
         if not current.is_pending:

@@ -19,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from classrooms.models import Classroom, Membership, School, User
 from tutor import selectors, services
 from tutor.models import Message, QuestionGroup
+from tutor.text import clean_text
 
 counter = itertools.count()
 
@@ -67,7 +68,7 @@ class ReviewLoop(RuleBasedStateMachine):
     @rule(
         who=st.integers(0, 1),
         text=st.one_of(
-            st.text(min_size=1, max_size=40).filter(lambda t: t.strip()),
+            st.text(min_size=1, max_size=40).filter(clean_text),  # text a question may be
             st.sampled_from(["What is a prime number?", "How do I add fractions?"]),  # alike: grouped
         ),
     )
