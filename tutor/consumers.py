@@ -7,15 +7,17 @@ Events are nudges; what is sent to a student is re-read through the approval gat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from datetime import datetime
 from types import SimpleNamespace
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 from django.http import Http404
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from classrooms.selectors import classrooms_reviewed_by
@@ -24,22 +26,62 @@ from tutor import events, redis_watch, selectors, services
 log = logging.getLogger(__name__)
 
 MAX_FRAME_CHARS = 16_000
-CLOSE_FORBIDDEN = 4403
+# Close codes the pages act on (static/tutor/socket.js): 4401 and 4403 stop reconnecting.
+CLOSE_SIGNED_OUT = 4401  # the session ended (signed out, expired, password changed): sign in again
+CLOSE_FORBIDDEN = 4403  # no longer allowed here (removed from the class, class archived)
+CLOSE_TRY_AGAIN = 1013  # the database is unreachable: the page reconnects with backoff and catches up
+DB_RETRY_SECONDS = 1.0
 
 
 @database_sync_to_async
-def _db(fn, *args, **kwargs):
+def _in_thread(fn, *args, **kwargs):
     close_old_connections()  # the database may have restarted under a long-lived socket
     return fn(*args, **kwargs)
 
 
+async def _db(fn, *args, **kwargs):
+    """fn(*args, **kwargs) in a database thread. A lost connection (a restarting
+    PostgreSQL) is tried once more after a moment; a second failure raises."""
+    try:
+        return await _in_thread(fn, *args, **kwargs)
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("database unreachable (%s); trying once more", type(exc).__name__)
+        await asyncio.sleep(DB_RETRY_SECONDS)
+        return await _in_thread(fn, *args, **kwargs)
+
+
 class JsonSocket(AsyncWebsocketConsumer):
-    """Parses frames and answers bad ones with a clear error; the socket stays usable."""
+    """Parses frames and answers bad ones with a clear error; the socket stays usable.
+
+    Nothing is read or sent once the person's session has ended: the socket closes
+    (CLOSE_SIGNED_OUT) when the session expires, and every frame and event is checked
+    against the session's end first. An event the database cannot answer closes the
+    socket with CLOSE_TRY_AGAIN, so that the page reconnects and catches up.
+    """
+
+    closing = False  # the server closed (or refused) the socket: nothing more goes out
+    session_until: datetime | None = None  # when the session stops signing this person in
+    _session_timer: asyncio.Task | None = None
 
     async def dispatch(self, message):
+        kind = message.get("type", "")
+        if kind != "websocket.disconnect":
+            if self.closing:
+                return
+            if self.session_until is not None and timezone.now() >= self.session_until:
+                try:
+                    alive = await self.session_alive()  # it may have been extended since
+                except DatabaseError:
+                    return await self.close(code=CLOSE_TRY_AGAIN)
+                if not alive:
+                    return await self.close(code=CLOSE_SIGNED_OUT)
         # Everything sent (errors, flags, labels) in the person's language, as on their pages.
         with translation.override(self.language()):
-            await super().dispatch(message)
+            try:
+                await super().dispatch(message)
+            except DatabaseError:
+                log.warning("database unavailable for a %s event; the socket closes to reconnect", kind)
+                await self.close(code=CLOSE_TRY_AGAIN)
 
     def language(self) -> str:
         """The account's language; else the language cookie or Accept-Language (as LocaleMiddleware)."""
@@ -62,7 +104,7 @@ class JsonSocket(AsyncWebsocketConsumer):
             )
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: thousands of nested arrays
             return await self.send_error("invalid_frame", _("That frame is not valid JSON."))
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             return await self.send_error("invalid_frame", _("A frame is an object with a 'type'."))
@@ -72,9 +114,8 @@ class JsonSocket(AsyncWebsocketConsumer):
                 "unknown_type", _("Unknown frame type %(type)s.") % {"type": repr(frame["type"][:40])}
             )
         try:
-            if not await self.session_alive() or not await self.still_allowed():
-                return await self.close(code=CLOSE_FORBIDDEN)
-            await handler(frame)
+            if await self.recheck():
+                await handler(frame)
         except DatabaseError:
             # The database is restarting: nothing was saved; the page sends it again.
             log.warning("database unavailable for a %s frame", frame["type"])
@@ -88,19 +129,71 @@ class JsonSocket(AsyncWebsocketConsumer):
     async def send_error(self, code: str, message: str, **extra):
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
 
+    async def close(self, code=None, reason=None):
+        if self.closing:
+            return
+        self.closing = True
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+        await super().close(code=code, reason=reason)
+
+    async def websocket_disconnect(self, message):
+        self.closing = True
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+        await super().websocket_disconnect(message)
+
     async def access_changed(self, event):
         ended = event.get("ended_session")
         if ended and ended == getattr(self.scope.get("session"), "session_key", None):
-            return await self.close(code=CLOSE_FORBIDDEN)
-        if not await self.session_alive() or not await self.still_allowed():
+            return await self.close(code=CLOSE_SIGNED_OUT)
+        await self.recheck()
+
+    async def redis_restarted(self):
+        """Called by tutor.redis_watch after a Redis restart emptied the groups: re-join
+        them and catch up, with the same checks as any event."""
+        await self.dispatch({"type": "rejoin.groups"})
+
+    async def may_connect(self) -> bool:
+        """A signed-in person, with a live session, allowed here (checked before accept)."""
+        user = self.scope.get("user")
+        return bool(user and user.is_authenticated) and await self.session_alive() and await self.still_allowed()
+
+    async def recheck(self) -> bool:
+        """Still signed in with this session, and still allowed here? If not, the socket
+        closes (CLOSE_SIGNED_OUT, CLOSE_FORBIDDEN) and this returns False."""
+        if not await self.session_alive():
+            await self.close(code=CLOSE_SIGNED_OUT)
+            return False
+        if not await self.still_allowed():
             await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        return True
 
     async def session_alive(self) -> bool:
-        """False once the person signed out (or the session expired): sockets outlive
-        logout unless closed on purpose (django/channels#1324)."""
-        session = self.scope.get("session")
-        key = getattr(session, "session_key", None)
-        return bool(key) and await _db(session.exists, key)
+        """False once the session no longer signs this person in: signed out, expired
+        (even before clearsessions purges it), password changed, account deactivated.
+        Sockets outlive their session unless closed on purpose (django/channels#1324)."""
+        key = getattr(self.scope.get("session"), "session_key", None)
+        self.session_until = await _db(selectors.session_signed_in_until, key, self.user)
+        if self.session_until is None:
+            return False
+        if self._session_timer is None or self._session_timer.done():
+            self._session_timer = asyncio.get_running_loop().create_task(self._close_when_session_ends())
+        return True
+
+    async def _close_when_session_ends(self):
+        """Close the socket at the session's end, even if no frame or event comes."""
+        while not self.closing and self.session_until is not None:
+            await asyncio.sleep(max(0.0, (self.session_until - timezone.now()).total_seconds()) + 0.05)
+            if self.closing:
+                return
+            try:
+                alive = await self.session_alive()  # used since, it may last longer now
+            except DatabaseError:
+                return await self.close(code=CLOSE_TRY_AGAIN)
+            if not alive:
+                return await self.close(code=CLOSE_SIGNED_OUT)
 
     async def still_allowed(self) -> bool:
         raise NotImplementedError
@@ -113,7 +206,7 @@ class ChatConsumer(JsonSocket):
         self.user = self.scope.get("user")
         self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
         self.sent_version = 0
-        if not self.user or not self.user.is_authenticated or not await self.still_allowed():
+        if not await self.may_connect():
             return await self.close(code=CLOSE_FORBIDDEN)
         # Join before accepting, so nothing sent after the socket opens is missed.
         await self.join_groups()
@@ -124,7 +217,7 @@ class ChatConsumer(JsonSocket):
         await self.channel_layer.group_add(events.conversation_group(self.conversation_id), self.channel_name)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
 
-    async def redis_restarted(self):
+    async def rejoin_groups(self, event):
         await self.join_groups()
         await self.send_changes(self.sent_version)  # what was sent while nobody was in the group
 
@@ -143,8 +236,11 @@ class ChatConsumer(JsonSocket):
 
     async def frame_sync(self, frame):
         since = frame.get("since", 0)
-        if not isinstance(since, int) or since < 0:
+        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
             return await self.send_error("invalid_frame", _("'since' must be a version number."))
+        # A version from the future (a stale tab, a bad client) would make this socket wait
+        # for changes that never come: the conversation's own version is the most it has.
+        since = min(since, self.conversation.version)
         self.sent_version = min(self.sent_version, since) if self.sent_version else since
         await self.send_changes(since)
 
@@ -205,13 +301,13 @@ class ReviewConsumer(JsonSocket):
     async def connect(self):
         self.user = self.scope.get("user")
         self.classroom_ids: set[int] = set()
-        if not self.user or not self.user.is_authenticated or not await self.still_allowed():
+        if not await self.may_connect():
             return await self.close(code=CLOSE_FORBIDDEN)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
         await self.accept()
         redis_watch.watch(self)
 
-    async def redis_restarted(self):
+    async def rejoin_groups(self, event):
         self.classroom_ids = set()  # still_allowed joins them all again
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
         if await self.still_allowed():

@@ -9,8 +9,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import import_module
+from types import SimpleNamespace
 
 from django.conf import settings
+from django.contrib import auth
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -67,6 +70,22 @@ def student_view(message: Message) -> dict:
         "created_at": message.created_at.isoformat(),
         "in_reply_to": message.in_reply_to_id,
     }
+
+
+def session_signed_in_until(session_key: str | None, user: User) -> datetime | None:
+    """Until when the session `session_key` signs `user` in; None once it does not
+    (signed out, expired, another person's, the password changed, the account
+    deactivated). The session is read as a request would read it: `SessionStore.exists`
+    is true for an expired session until clearsessions purges it (PITFALLS)."""
+    if not session_key or getattr(user, "pk", None) is None:
+        return None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if auth.get_user(SimpleNamespace(session=store)).pk != user.pk:
+        return None
+    model = getattr(store, "get_model_class", None)  # database-backed sessions know their end
+    if model is None:
+        return store.get_expiry_date()
+    return model().objects.filter(session_key=session_key).values_list("expire_date", flat=True).first()
 
 
 def conversations_of_student(user: User, classroom_id: int) -> QuerySet[Conversation]:
