@@ -124,7 +124,7 @@ async def test_signing_out_closes_the_students_open_socket(student, classroom):
     chat = WebsocketCommunicator(
         application,
         f"/ws/chat/{reply.conversation_id}/",
-        headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)],
+        headers=[(b"origin", b"http://testserver"), (b"host", b"testserver"), (b"cookie", cookie)],
     )
     assert (await chat.connect())[0]
     await sync_to_async(client.post)("/accounts/logout/")
