@@ -4,6 +4,8 @@ from django.urls import include, path
 
 from tutor import views
 
+handler500 = views.server_error
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("classes/", views.student_classes, name="student_classes"),

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views import defaults
 from django.views.decorators.http import require_GET, require_POST
 
 from classrooms.selectors import classroom_for_student, classrooms_of_student, classrooms_reviewed_by
 from tutor import selectors, services
+from tutor.middleware import DATABASE_UNREACHABLE, database_unavailable
 from tutor.models import Message
 
 
@@ -198,3 +202,12 @@ def review_stats(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": _("You do not teach or run any class.")}, status=403)
     queue = {row["classroom_id"]: row for row in selectors.queue_header(classrooms)}
     return JsonResponse({"classes": [selectors.review_stats(c) | queue[c.pk] for c in classrooms]})
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 page, except while the database is unreachable: then 503, try again soon
+    (errors that DatabaseUnavailableMiddleware does not see, such as a session saved
+    after the view)."""
+    if isinstance(sys.exc_info()[1], DATABASE_UNREACHABLE):
+        return database_unavailable(request)
+    return defaults.server_error(request)
