@@ -163,6 +163,34 @@ class SchoolSettingsForm(forms.ModelForm):
     )
 
 
+class SchoolModelsForm(forms.Form):
+    """Which model drafts the school's replies by default, and which others its teachers
+    may choose for a class. Only shown where the deployment declares several."""
+
+    default_model = forms.ChoiceField(
+        label=_("Default model"),
+        help_text=_("Drafts the replies of every class whose teacher has not chosen another."),
+    )
+    allowed_models = forms.MultipleChoiceField(
+        label=_("Teachers may also choose"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args, school: School, **kwargs):
+        kwargs.setdefault(
+            "initial",
+            {
+                "default_model": selectors.school_default_model(school),
+                "allowed_models": selectors.school_allowed_models(school)[1:],
+            },
+        )
+        super().__init__(*args, **kwargs)
+        choices = [(m["key"], selectors.model_label(m["key"])) for m in selectors.declared_models()]
+        self.fields["default_model"].choices = choices
+        self.fields["allowed_models"].choices = choices
+
+
 class TutorSettingsForm(forms.ModelForm):
     restore_default = forms.BooleanField(label=_("Use the default instructions"), required=False)
 
@@ -180,6 +208,28 @@ class TutorSettingsForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 8}),
         help_text=_("What the tutor should do and avoid. Every draft in this class follows it."),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        classroom = self.instance
+        allowed = selectors.school_allowed_models(classroom.school)
+        if len(allowed) > 1:
+            # "" follows the school's default, whatever it becomes.
+            choices = [("", _("The school's default: %(model)s") % {"model": selectors.model_label(allowed[0])})]
+            choices += [(key, selectors.model_label(key)) for key in allowed[1:]]
+            self.fields["model_key"] = forms.ChoiceField(
+                label=_("Model that drafts the replies"),
+                choices=choices,
+                required=False,
+                initial=classroom.model_key if classroom.model_key in allowed[1:] else "",
+                help_text=_("Your school admin chooses which models classes may use. You still review every reply."),
+                error_messages={
+                    "invalid_choice": _(
+                        "Your school does not allow this model for its classes. Choose one of the models listed, "
+                        "or ask your school admin."
+                    )
+                },
+            )
 
     def clean(self):
         data = super().clean()

@@ -27,6 +27,9 @@ class School(models.Model):
         default=365,
         help_text=_("Conversations older than this are deleted automatically."),
     )
+    # The language models of settings.TUTOR_MODELS, by key (see classrooms.selectors).
+    default_model = models.CharField(_("default model"), max_length=40, blank=True)  # "": the deployment's
+    allowed_models = models.JSONField(_("models classes may use"), default=list, blank=True)  # with the default
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
@@ -76,6 +79,7 @@ class Classroom(models.Model):
     )
     tutor_instructions = models.TextField(_("tutor's instructions"), default=DEFAULT_TUTOR_INSTRUCTIONS)
     max_reply_words = models.PositiveIntegerField(_("longest reply (words)"), default=60)
+    model_key = models.CharField(_("model"), max_length=40, blank=True)  # "": the school's default model
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

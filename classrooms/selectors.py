@@ -159,6 +159,7 @@ def audit_action_labels() -> dict[str, str]:
         "class.passwords_reset": _("reset a class's passwords"),
         "class.accounts_create": _("created student accounts"),
         "class.tutor_settings": _("changed the tutor's settings"),
+        "class.model": _("chose the model that drafts a class's replies"),
         "class.join_code_rotate": _("made a new join code"),
         "class.join_code_on": _("turned the join code on"),
         "class.join_code_off": _("turned the join code off"),
@@ -172,9 +173,61 @@ def audit_action_labels() -> dict[str, str]:
         "person.delete": _("deleted a student and their data"),
         "roster.import": _("imported a roster"),
         "school.retention": _("changed how long conversations are kept"),
+        "school.models": _("changed which models classes may use"),
         "review.as_drafted": _("approved a draft"),
         "review.edited": _("edited and approved a draft"),
         "review.teacher_reply": _("rejected a draft and wrote the reply"),
         "review.rejected": _("rejected a draft"),
         "review.regenerate": _("asked for a new draft"),
     }
+
+
+# The language models a school may choose: declared by the deployment in settings
+# (TUTOR_MODELS, see tutor/model_settings.py), chosen per school and per class here.
+
+
+def declared_models() -> list[dict]:
+    """Every model the deployment declares, the deployment's default first."""
+    from django.conf import settings
+
+    return settings.TUTOR_MODELS
+
+
+def model_label(key: str) -> str:
+    """What teachers read for the model `key`, in the current language ("" if unknown)."""
+    from django.utils.translation import get_language
+
+    model = next((m for m in declared_models() if m["key"] == key), None)
+    if model is None:
+        return ""
+    label = model["label"]
+    if isinstance(label, dict):
+        language = (get_language() or "en").split("-")[0]
+        return label.get(language) or label.get("en") or next(iter(label.values()))
+    return str(label)
+
+
+def _declared_keys() -> list[str]:
+    return [m["key"] for m in declared_models()]
+
+
+def school_default_model(school: School) -> str:
+    """The key of the model a school's classes use unless a teacher chooses another."""
+    keys = _declared_keys()
+    return school.default_model if school.default_model in keys else keys[0]
+
+
+def school_allowed_models(school: School) -> list[str]:
+    """The keys a teacher of this school may choose from, the school's default first."""
+    default = school_default_model(school)
+    allowed = set(school.allowed_models or [])
+    return [default] + [k for k in _declared_keys() if k in allowed and k != default]
+
+
+def classroom_model(classroom: Classroom) -> str:
+    """The key of the model that drafts this class's replies: the teacher's choice while
+    the school allows it, else the school's default."""
+    school = classroom.school
+    if classroom.model_key and classroom.model_key in school_allowed_models(school):
+        return classroom.model_key
+    return school_default_model(school)

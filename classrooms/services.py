@@ -533,6 +533,35 @@ def school_retention_set(*, actor: User, school: School, retention_days: int) ->
     return school
 
 
+def school_models_set(*, actor: User, school: School, default_model: str, allowed_models: list[str]) -> School:
+    """The school's default model, and the others its teachers may choose for a class.
+
+    A class whose model is no longer allowed drafts with the school's default from its
+    next question on (classrooms.selectors.classroom_model).
+    """
+    _check_school(actor, school)
+    declared = [m["key"] for m in selectors.declared_models()]
+    unknown = [key for key in [default_model, *allowed_models] if key not in declared]
+    if unknown:
+        raise ActionRefused(_("No model “%(key)s” is set up on this platform.") % {"key": unknown[0]})
+    wanted = set(allowed_models) | {default_model}
+    allowed = [key for key in declared if key in wanted and key != default_model]
+    with transaction.atomic():
+        old = {"default": school.default_model, "allowed": school.allowed_models}
+        school.default_model = default_model
+        school.allowed_models = allowed
+        school.save(update_fields=["default_model", "allowed_models"])
+        if old != {"default": default_model, "allowed": allowed}:
+            audit_record(
+                actor=actor,
+                action="school.models",
+                school=school,
+                target=school.name,
+                details={"from": old, "to": {"default": default_model, "allowed": allowed}},
+            )
+    return school
+
+
 # Roster import
 
 
@@ -617,6 +646,33 @@ def tutor_settings_update(*, actor: User, classroom: Classroom, **values) -> Cla
             school=classroom.school,
             target=classroom.name,
             details={"classroom": classroom.id, "changed": changed},
+        )
+    return classroom
+
+
+def classroom_model_choose(*, actor: User, classroom: Classroom, model_key: str) -> Classroom:
+    """A teacher chooses the model that drafts the class's replies, among those the school
+    allows ("" = the school's default). Drafts already written keep their model."""
+    if model_key and model_key not in selectors.school_allowed_models(classroom.school):
+        raise ActionRefused(
+            _(
+                "Your school does not allow the model “%(model)s” for its classes. Choose one of the models "
+                "listed, or ask your school admin."
+            )
+            % {"model": selectors.model_label(model_key) or model_key}
+        )
+    if classroom.model_key == model_key:
+        return classroom
+    with transaction.atomic():
+        old = classroom.model_key
+        classroom.model_key = model_key
+        classroom.save(update_fields=["model_key"])
+        audit_record(
+            actor=actor,
+            action="class.model",
+            school=classroom.school,
+            target=classroom.name,
+            details={"classroom": classroom.id, "from": old, "to": model_key},
         )
     return classroom
 

@@ -593,17 +593,35 @@ def school_audit(request: HttpRequest) -> HttpResponse:
 def school_settings(request: HttpRequest) -> HttpResponse:
     school = request.user.school
     form = forms.SchoolSettingsForm(request.POST or None, initial={"retention_days": school.retention_days})
-    if request.method == "POST" and form.is_valid():
+    several_models = len(selectors.declared_models()) > 1
+    models_form = forms.SchoolModelsForm(request.POST or None, school=school) if several_models else None
+    if request.method == "POST" and form.is_valid() and (models_form is None or models_form.is_valid()):
         try:
             services.school_retention_set(
                 actor=request.user, school=school, retention_days=form.cleaned_data["retention_days"]
             )
+            if models_form is not None:
+                services.school_models_set(
+                    actor=request.user,
+                    school=school,
+                    default_model=models_form.cleaned_data["default_model"],
+                    allowed_models=models_form.cleaned_data["allowed_models"],
+                )
         except services.ActionRefused as exc:
             form.add_error(None, exc.message)
         else:
             flash.success(request, _("Settings saved."))
             return redirect("school_settings")
-    return render(request, "classrooms/school_settings.html", {"form": form, "school": school})
+    return render(
+        request,
+        "classrooms/school_settings.html",
+        {
+            "form": form,
+            "models_form": models_form,
+            "school": school,
+            "only_model": selectors.model_label(selectors.school_default_model(school)),
+        },
+    )
 
 
 # Teachers: their class's tutor and join code
@@ -626,9 +644,17 @@ def teach_class(request: HttpRequest, classroom_id: int) -> HttpResponse:
     form = forms.TutorSettingsForm(request.POST or None, instance=classroom)
     if request.method == "POST" and form.is_valid():
         classroom.refresh_from_db()  # the form wrote onto the instance; the service decides what changed
-        services.tutor_settings_update(actor=request.user, classroom=classroom, **form.setting_values())
-        flash.success(request, _("Saved. The tutor uses these settings from its next draft."))
-        return redirect("teach_class", classroom_id=classroom.id)
+        try:
+            if "model_key" in form.cleaned_data:
+                services.classroom_model_choose(
+                    actor=request.user, classroom=classroom, model_key=form.cleaned_data["model_key"]
+                )
+            services.tutor_settings_update(actor=request.user, classroom=classroom, **form.setting_values())
+        except services.ActionRefused as exc:
+            form.add_error("model_key" if "model_key" in form.fields else None, exc.message)
+        else:
+            flash.success(request, _("Saved. The tutor uses these settings from its next draft."))
+            return redirect("teach_class", classroom_id=classroom.id)
     if request.method == "POST":
         classroom.refresh_from_db()
     return render(
@@ -640,6 +666,7 @@ def teach_class(request: HttpRequest, classroom_id: int) -> HttpResponse:
             "students": selectors.students_of(classroom),
             "code_expired": bool(classroom.join_code_expires_at and classroom.join_code_expires_at <= timezone.now()),
             "join_url": request.build_absolute_uri(reverse("join_class")),
+            "model": selectors.model_label(selectors.classroom_model(classroom)),
         },
     )
 

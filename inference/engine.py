@@ -17,6 +17,11 @@ class ModelUnavailable(RuntimeError):
     """The configured model cannot be loaded; the message says what to install or set."""
 
 
+class DraftPostponed(RuntimeError):
+    """The engine cannot draft now but may later (its server does not answer, is busy):
+    the reply stays owed and is tried again. str() is a plain reason for the teacher."""
+
+
 @dataclass(frozen=True)
 class DraftJob:
     """One reply to draft.
@@ -60,35 +65,47 @@ class Engine(Protocol):
         ...
 
 
-_engine: Engine | None = None
+_engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
-def load_engine(config: dict | None = None) -> Engine:
-    """Load the configured backend once per process and keep it resident."""
-    global _engine
+def engine_for_config(config: dict) -> Engine:
+    """A new engine of the backend that `config` names (its BACKEND key)."""
+    backend = config.get("BACKEND", "transformers")
+    if backend == "fake":
+        from inference.backends.fake import FakeEngine
+
+        return FakeEngine(config)
+    if backend == "transformers":
+        from inference.backends.transformers_backend import TransformersEngine
+
+        return TransformersEngine(config)
+    if backend == "openai":
+        from inference.backends.openai_backend import OpenAIEngine
+
+        return OpenAIEngine(config)
+    raise ModelUnavailable(f"Unknown model backend {backend!r}: use 'openai', 'transformers' or 'fake'.")
+
+
+def load_engine(model_key: str | dict | None = None) -> Engine:
+    """The engine of the model declared under `model_key` in settings.TUTOR_MODELS (None:
+    the default model), loaded once per process and per key, and kept resident.
+
+    A dict instead of a key is a model's config (tests): it becomes the default model's
+    engine if that one is not loaded yet.
+    """
+    from tutor.model_settings import default_model_key, model_config
+
+    config = model_key if isinstance(model_key, dict) else None
+    key = default_model_key() if config is not None or not model_key else model_key
     with _lock:
-        if _engine is None:
-            if config is None:
-                from django.conf import settings
-
-                config = settings.TUTOR_MODEL
-            backend = config.get("BACKEND", "transformers")
-            if backend == "fake":
-                from inference.backends.fake import FakeEngine
-
-                _engine = FakeEngine(config)
-            elif backend == "transformers":
-                from inference.backends.transformers_backend import TransformersEngine
-
-                _engine = TransformersEngine(config)
-            else:
-                raise ModelUnavailable(f"Unknown TUTOR_MODEL backend {backend!r}: use 'transformers' or 'fake'.")
-        return _engine
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = engine_for_config(config if config is not None else model_config(key))
+        return engine
 
 
 def reset_engine() -> None:
-    """Forget the loaded engine (tests)."""
-    global _engine
+    """Forget the loaded engines (tests)."""
     with _lock:
-        _engine = None
+        _engines.clear()

@@ -22,8 +22,8 @@ from django.db import DatabaseError, close_old_connections
 from django.utils.translation import gettext_noop  # stored in English, shown translated
 
 from inference import similarity
-from inference.engine import DraftJob, ModelUnavailable, load_engine
-from tutor import events, services
+from inference.engine import DraftJob, DraftPostponed, ModelUnavailable, load_engine
+from tutor import events, model_settings, selectors, services
 from tutor.prompts import build_prompt, trim_to_words
 
 log = logging.getLogger(__name__)
@@ -37,17 +37,22 @@ _drafting_lock = threading.Lock()
 
 @worker_init.connect
 def load_model_before_taking_tasks(**kwargs):
-    """Load the model once, before the worker takes any task; exit if it cannot."""
+    """Load this worker's model once, before the worker takes any task; exit if it cannot."""
     started = time.monotonic()
+    key = model_settings.serving_model_key() or model_settings.default_model_key()
     try:
-        engine = load_engine()
+        engine = load_engine(key)
     except ModelUnavailable as exc:
-        log.critical("The tutor model cannot be loaded, so this worker stops: %s", exc)
+        log.critical("The tutor model %r cannot be loaded, so this worker stops: %s", key, exc)
         raise SystemExit(3) from exc  # MODEL_MISSING in tutor/management/commands/worker.py: not restarted
-    log.warning("model %s ready in %.1f s", engine.model_name, time.monotonic() - started)
+    log.warning("model %s (%s) ready in %.1f s", key, engine.model_name, time.monotonic() - started)
     threading.Thread(target=_heartbeat_loop, name="draft-heartbeat", daemon=True).start()
     if settings.TUTOR_GROUP_SIMILARITY > 0:
-        similarity.start_loading()  # in the background: drafts need not wait for it
+        if (model_settings.model_config(key) or {}).get("BACKEND") == "openai":
+            # The similarity model runs on torch, which a server-backed worker never loads.
+            log.warning("this worker does not load the similarity model: alike questions are grouped by their text")
+        else:
+            similarity.start_loading()  # in the background: drafts need not wait for it
 
 
 def _heartbeat_loop():
@@ -95,6 +100,10 @@ def _stop_checker(reply_id: int, attempt: int):
 )
 def draft_reply(reply_id: int, attempt: int) -> str:
     close_old_connections()
+    serving = model_settings.serving_model_key()
+    if serving and selectors.draft_model_key(reply_id) not in (None, serving):
+        # Sent to the wrong workers (an older queue): hand it to its model's own.
+        return f"sent to the workers of {services.draft_send(reply_id=reply_id, attempt=attempt)}"
     reply = services.draft_start(reply_id=reply_id, attempt=attempt)
     if reply is None:
         return "not owed"
@@ -103,9 +112,11 @@ def draft_reply(reply_id: int, attempt: int) -> str:
     try:
         if reply.question_key and not reply.group_opt_out and reply.group_id is None and _join_alike(reply, attempt):
             return "grouped"
-        engine = load_engine()
+        model_key = serving or selectors.reply_model_key(reply)
+        engine = load_engine(model_key)
         max_words = reply.conversation.classroom.max_reply_words
-        max_new_tokens = min(settings.TUTOR_MODEL["MAX_NEW_TOKENS"], _tokens_for_words(max_words))
+        model_limit = (model_settings.model_config(model_key) or {}).get("MAX_NEW_TOKENS") or 160
+        max_new_tokens = min(model_limit, _tokens_for_words(max_words))
         messages = build_prompt(
             reply, count_tokens=engine.count_tokens, max_prompt_tokens=engine.context_window - max_new_tokens
         )
@@ -143,6 +154,13 @@ def draft_reply(reply_id: int, attempt: int) -> str:
             mean_token_prob=draft.mean_token_prob,
         )
         return "drafted"
+    except DraftPostponed as exc:
+        # Its model server does not answer: the reply waits in the queue, with the reason
+        # on the teachers' card, and the reconciler sends it again.
+        log.warning("reply %s waits for its model: %s", reply_id, exc)
+        close_old_connections()
+        services.draft_postpone(reply_id=reply_id, attempt=attempt, reason=str(exc))
+        return "postponed"
     except DatabaseError:
         # Claimed but not saved: the heartbeat stops, and the reconciler queues it again.
         log.exception("database unavailable while drafting reply %s", reply_id)

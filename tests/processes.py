@@ -72,9 +72,12 @@ def purge_test_queue() -> None:
     app.control.purge()
 
 
-def start_worker(name: str = "worker", timeout: float = 300, beat: bool = False, **env: str) -> Proc:
+def start_worker(name: str = "worker", timeout: float = 300, beat: bool = False, model: str = "", **env: str) -> Proc:
+    """`manage.py worker` (for the model `model`, else the default one)."""
     purge_test_queue()
     args = [sys.executable, "manage.py", "worker", "--loglevel=INFO"] + (["--beat"] if beat else [])
+    if model:
+        args.append(f"--model={model}")
     return Proc(name, args, process_env(**env), ready=" ready.", timeout=timeout)
 
 

@@ -73,6 +73,9 @@ class Message(models.Model):
     draft_attempt = models.PositiveIntegerField(default=0)  # bumped by regenerate; tasks carry it
     regenerate_instruction = models.CharField(max_length=200, blank=True)
     previous_drafts = models.JSONField(default=list, blank=True)  # history is never rewritten
+    # The model chosen for this reply (a key of settings.TUTOR_MODELS): its workers draft
+    # it. model_name is what the engine reports it drafted with.
+    model_key = models.CharField(max_length=40, blank=True)
     model_name = models.CharField(max_length=200, blank=True)
     generation_settings = models.JSONField(default=dict, blank=True)
     mean_token_prob = models.FloatField(null=True, blank=True)
@@ -80,6 +83,8 @@ class Message(models.Model):
     draft_started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)  # the drafting worker is alive
     drafted_at = models.DateTimeField(null=True, blank=True)
+    # Why the last try failed, for the teacher. On a queued reply: why it waits (its model
+    # server did not answer), and the reconciler tries it again.
     failure = models.CharField(max_length=300, blank=True)
 
     # Triage: set when the question is asked, read by the review queue.

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import REVIEW_ROLES, Classroom, Membership, User
+from classrooms.selectors import classroom_model, declared_models, model_label
 from tutor import triage
 from tutor.models import Conversation, Message
 from tutor.rendering import render_markdown
@@ -203,6 +204,9 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "attempt": reply.draft_attempt,
         "draft": reply.draft_text,
         "failure": _(reply.failure) if reply.failure else "",  # known reasons are translated
+        # The model chosen for this reply, as teachers know it (the engine's own name apart).
+        "model": model_label(reply.model_key) or reply.model_name,
+        "model_name": reply.model_name,
         "question": reply.in_reply_to.text,
         "asked_at": reply.in_reply_to.created_at.isoformat(),
         "student": str(conversation.student),
@@ -420,3 +424,20 @@ def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
 
 def decline_notice() -> str:
     return _("Your teacher chose not to send this answer. Try asking another way, or ask them in class.")
+
+
+# The model that drafts a reply.
+
+
+def reply_model_key(reply: Message) -> str:
+    """The model that drafts `reply`: the one recorded on it, or, when the deployment no
+    longer declares that one, the class's model now."""
+    if reply.model_key in [m["key"] for m in declared_models()]:
+        return reply.model_key
+    return classroom_model(reply.conversation.classroom)
+
+
+def draft_model_key(reply_id: int) -> str | None:
+    """reply_model_key of the reply `reply_id`, or None if it is gone."""
+    reply = Message.objects.select_related("conversation__classroom__school").filter(pk=reply_id).first()
+    return reply_model_key(reply) if reply is not None else None

@@ -18,10 +18,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, User
+from classrooms.selectors import classroom_model
 from classrooms.services import audit_record
-from tutor import events, grouping, triage
+from tutor import events, grouping, model_settings, triage
 from tutor.models import Conversation, Message, QuestionGroup
-from tutor.selectors import PENDING_STATUSES, class_wait_estimates, student_view
+from tutor.selectors import PENDING_STATUSES, class_wait_estimates, reply_model_key, student_view
 from tutor.text import clean_text
 
 log = logging.getLogger(__name__)
@@ -65,13 +66,14 @@ def _next_version(conversation_id: int) -> int:
     return Conversation.objects.values_list("version", flat=True).get(pk=conversation_id)
 
 
-def _send_draft_task(reply_id: int, attempt: int) -> None:
+def _send_draft_task(reply_id: int, attempt: int, model_key: str) -> None:
     from tutor.celery import app
 
     try:
         app.send_task(
             "inference.draft_reply",
             args=[reply_id, attempt],
+            queue=model_settings.draft_queue(model_key),  # the workers of the reply's model
             retry=True,
             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
         )
@@ -82,8 +84,17 @@ def _send_draft_task(reply_id: int, attempt: int) -> None:
 
 
 def _after_commit_enqueue_draft(reply: Message) -> None:
-    reply_id, attempt = reply.id, reply.draft_attempt
-    transaction.on_commit(lambda: _send_draft_task(reply_id, attempt))
+    reply_id, attempt, model_key = reply.id, reply.draft_attempt, reply_model_key(reply)
+    transaction.on_commit(lambda: _send_draft_task(reply_id, attempt, model_key))
+
+
+def draft_send(*, reply_id: int, attempt: int) -> str:
+    """Send the draft task to the workers of the reply's model (a worker of another model
+    received it: sent before the model was chosen, or by an older version). Returns the key."""
+    reply = Message.objects.select_related("conversation__classroom__school").get(pk=reply_id)
+    model_key = reply_model_key(reply)
+    _send_draft_task(reply_id, attempt, model_key)
+    return model_key
 
 
 def _tell_student(conversation_id: int) -> None:
@@ -200,6 +211,7 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
             status=Message.Status.QUEUED,
             queued_at=timezone.now(),
             version=version,
+            model_key=classroom_model(conversation.classroom),
             distressed=distressed,
             question_key=grouping.groupable_key(text, opens_conversation=opens, distressed=distressed),
         )
@@ -397,6 +409,24 @@ def draft_fail(*, reply_id: int, attempt: int, reason: str) -> bool:
     return bool(saved)
 
 
+def draft_postpone(*, reply_id: int, attempt: int, reason: str) -> bool:
+    """The model cannot draft now (its server does not answer, is busy): the reply goes
+    back to the queue with the reason for its teachers, and the reconciler tries it again
+    after TUTOR_DRAFT_RETRY_SECONDS. False if the reply moved on meanwhile."""
+    with transaction.atomic():
+        saved = Message.objects.filter(pk=reply_id, draft_attempt=attempt, status=Message.Status.DRAFTING).update(
+            status=Message.Status.QUEUED,
+            failure=reason[:300],
+            queued_at=timezone.now(),
+            draft_started_at=None,
+            heartbeat_at=None,
+        )
+        if saved:
+            reply = Message.objects.select_related("conversation").get(pk=reply_id)
+            _after_commit_notify(reply, student=False)
+    return bool(saved)
+
+
 def drafts_heartbeat(*, reply_ids: list[int]) -> None:
     """The worker still drafts these replies (called every few seconds by the worker)."""
     Message.objects.filter(pk__in=reply_ids, status=Message.Status.DRAFTING).update(heartbeat_at=timezone.now())
@@ -406,16 +436,23 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
     """Queue again the drafts the database says are owed but nobody is working on.
 
     The broker can lose a task (celery#3541) and a killed worker leaves its drafts in
-    'drafting'. A queued reply is simply sent again: a duplicate task finds it claimed
-    and does nothing. A silent 'drafting' reply gets a new attempt number, so that the
+    'drafting'. A queued reply is simply sent again (to its model's queue): a duplicate
+    task finds it claimed and does nothing. One whose model server did not answer
+    (draft_postpone) is sent again after TUTOR_DRAFT_RETRY_SECONDS. A silent 'drafting' reply gets a new attempt number, so that the
     old task, if it still runs somewhere, stops at its next step.
     """
     now = timezone.now()
     queued_for = queued_for or settings.TUTOR_DRAFT_STUCK_SECONDS
     silent_for = silent_for or settings.TUTOR_DRAFT_SILENT_SECONDS
     count = 0
-    lost = Message.objects.filter(
-        sender=Message.Sender.TUTOR, status=Message.Status.QUEUED, queued_at__lt=now - timedelta(seconds=queued_for)
+    lost = (
+        Message.objects.filter(sender=Message.Sender.TUTOR, status=Message.Status.QUEUED)
+        .filter(
+            Q(queued_at__lt=now - timedelta(seconds=queued_for))
+            # Waiting for a model server that did not answer (draft_postpone): sooner.
+            | (~Q(failure="") & Q(queued_at__lt=now - timedelta(seconds=settings.TUTOR_DRAFT_RETRY_SECONDS)))
+        )
+        .select_related("conversation__classroom__school")
     )
     for reply in lost:
         Message.objects.filter(pk=reply.pk, draft_attempt=reply.draft_attempt).update(queued_at=now)
@@ -549,6 +586,7 @@ def _decide(reply: Message, reviewer: User, *, status: str, decision: str, final
                     decision=decision,
                     final_text=final_text,
                     draft_text=reply.draft_text,
+                    model_key=reply.model_key,
                     model_name=reply.model_name,
                     reviewed_by=reviewer,
                     reviewed_at=now,
@@ -586,6 +624,7 @@ def _take_group_draft(member: Message) -> Message:
     moved = Message.objects.filter(pk=member.pk, status=Message.Status.GROUPED, group_id=member.group_id).update(
         status=Message.Status.AWAITING_REVIEW,
         draft_text=lead.draft_text,
+        model_key=lead.model_key,
         model_name=lead.model_name,
         mean_token_prob=lead.mean_token_prob,
         drafted_at=lead.drafted_at,
@@ -663,6 +702,7 @@ def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -
             queued_at=timezone.now(),
             drafted_at=None,
             draft_started_at=None,
+            model_key=classroom_model(current.conversation.classroom),  # the teacher may have chosen another
         )
         if not moved:
             raise ReviewConflict(_already_decided_message(reply.pk))
@@ -688,6 +728,7 @@ def _requeue_member(member: Message, *, instruction: str = "") -> bool:
         draft_attempt=F("draft_attempt") + 1,
         queued_at=timezone.now(),
         regenerate_instruction=instruction,
+        model_key=classroom_model(member.conversation.classroom),
     )
     if moved:
         member.refresh_from_db()

