@@ -11,6 +11,7 @@ services check again that everything belongs to the acting admin's school.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from classrooms.models import (
     User,
     new_join_code,
 )
+
+log = logging.getLogger(__name__)
 
 JOIN_CODE_VALID_DAYS = 30
 JOIN_REFUSALS_LIMIT = 20  # wrong codes a signed-in person may type in JOIN_REFUSALS_WINDOW
@@ -720,17 +723,29 @@ def _throttle_key(key: str) -> str:
 
 
 def _note_refusal(key: str) -> None:
+    """Count one wrong code, in the cache every web process shares (Redis)."""
     cache_key = _throttle_key(key)
-    if not cache.add(cache_key, 1, JOIN_REFUSALS_WINDOW):
-        try:
-            cache.incr(cache_key)
-        except ValueError:
-            cache.set(cache_key, 1, JOIN_REFUSALS_WINDOW)
+    try:
+        if not cache.add(cache_key, 1, JOIN_REFUSALS_WINDOW):
+            try:
+                cache.incr(cache_key)
+            except ValueError:
+                cache.set(cache_key, 1, JOIN_REFUSALS_WINDOW)
+    except Exception as exc:  # Redis restarting: the count resumes once it is back
+        log.warning("join-code refusal not counted: %s", type(exc).__name__)
+
+
+def _refusals(key: str) -> int:
+    try:
+        return cache.get(_throttle_key(key)) or 0
+    except Exception as exc:  # Redis restarting: a moment without the limit, not an error page
+        log.warning("join-code refusals not read: %s", type(exc).__name__)
+        return 0
 
 
 def _classroom_for_code(code: str, *, throttle_key: str, limit: int = JOIN_REFUSALS_LIMIT) -> Classroom:
     """The class a join code opens, or a refusal that says why (counted against guessing)."""
-    if (cache.get(_throttle_key(throttle_key)) or 0) >= limit:
+    if _refusals(throttle_key) >= limit:
         raise JoinRefused(_("Too many wrong codes. Wait a quarter of an hour, then try again."))
     classroom = selectors.classroom_by_join_code(code)
     if classroom is None or classroom.archived:

@@ -184,6 +184,16 @@ CHANNEL_LAYERS = {
     }
 }
 
+# The shared cache: limits that must hold across web processes (the join-code throttle).
+CACHES = {
+    "default": {
+        "BACKEND": "tutor.cache.PrefixedRedisCache",
+        "LOCATION": env("CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": env("CACHE_PREFIX", "tutor-cache"),
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
