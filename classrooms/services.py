@@ -447,6 +447,29 @@ def class_passwords_reset(*, actor: User, classroom: Classroom) -> list[LoginCar
     return cards
 
 
+def _give_student_number(person: User) -> None:
+    """A number for a student the school's roster does not know (an account made here,
+    a sign-up with a join code), so that the roster export can be imported again and
+    finds them. Unique, and unlike a school's own numbers."""
+    person.student_number = f"tutor-{person.pk}"
+    person.save(update_fields=["student_number"])
+
+
+def student_numbers_fill(*, school: School) -> int:
+    """Give a number to each student of the school who has none (accounts made before
+    numbers were given, students who joined with an account of their own). Returns how
+    many got one. Called before the roster export, which must re-import."""
+    missing = User.objects.filter(
+        school=school, student_number="", memberships__role=Membership.Role.STUDENT
+    ).distinct()
+    count = 0
+    with transaction.atomic():
+        for person in missing:  # the same number whoever gives it: two exports at once agree
+            _give_student_number(person)
+            count += 1
+    return count
+
+
 def _clean_person_name(value: str, label: str) -> str:
     value = " ".join((value or "").split())
     if not value:
@@ -482,6 +505,7 @@ def students_create(*, actor: User, classroom: Classroom, names: list[tuple[str,
             )
             person.set_password(password)
             person.save()
+            _give_student_number(person)
             Membership.objects.create(classroom=classroom, user=person, role=Membership.Role.STUDENT)
             cards.append(_card(person, classroom.name, password))
         audit_record(
@@ -803,6 +827,7 @@ def student_sign_up(
             person = User(username=username, first_name=first_name, last_name=last_name, school=classroom.school)
             person.set_password(password)
             person.save()
+            _give_student_number(person)
             Membership.objects.create(classroom=classroom, user=person, role=Membership.Role.STUDENT)
             audit_record(
                 actor=person,

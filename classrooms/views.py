@@ -550,6 +550,7 @@ def school_roster_confirm(request: HttpRequest) -> HttpResponse:
 def school_roster_export(request: HttpRequest) -> HttpResponse:
     """The school's students and classes as CSV, in the import's format; no cell can run as a formula."""
     school = request.user.school
+    services.student_numbers_fill(school=school)  # every row must name its student to re-import
     memberships = (
         Membership.objects.filter(
             classroom__school=school, classroom__archived=False, role=Membership.Role.STUDENT, user__school=school
