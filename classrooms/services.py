@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from classrooms import roster, selectors
+from classrooms import roster, selectors, signals
 from classrooms.models import (
     AuditEntry,
     Classroom,
@@ -107,17 +107,11 @@ def _person_label(person: User) -> str:
 
 
 def _recheck_access_after_commit(user_ids) -> None:
-    """Their open sockets re-check access once the change is committed."""
-    from tutor import events
-
+    """Their open sockets re-check access once the change is committed (see
+    classrooms.signals.access_changed)."""
     ids = sorted(set(user_ids))
-
-    def send():
-        for user_id in ids:
-            events.person_access_changed(user_id)
-
     if ids:
-        transaction.on_commit(send)
+        transaction.on_commit(lambda: signals.access_changed.send(sender=User, user_ids=ids))
 
 
 def _check_school(actor: User, *objects) -> School:
@@ -854,21 +848,13 @@ def _refuse_unless_student(actor: User, person: User) -> None:
 def student_export(*, actor: User, student: User) -> dict:
     """Everything the platform holds about one student, as they could see it.
 
-    Conversations carry only what the student could read (tutor.selectors.student_view):
-    never a draft. Recorded in the audit log.
+    The apps above add their sections (classrooms.signals.student_data_exported): tutor
+    adds the conversations, with only what the student could read, never a draft.
+    Recorded in the audit log.
     """
-    from tutor.models import Conversation
-    from tutor.selectors import student_view
-
     school = _check_school(actor, student)
     _refuse_unless_student(actor, student)
     cell = roster.neutralise_cell
-    conversations = (
-        Conversation.objects.filter(student=student)
-        .select_related("classroom")
-        .prefetch_related("messages")
-        .order_by("created_at", "id")
-    )
     data = {
         "exported_at": timezone.now().isoformat(),
         "school": cell(school.name),
@@ -887,17 +873,9 @@ def student_export(*, actor: User, student: User) -> dict:
             {"class": cell(m.classroom.name), "role": m.role, "since": m.joined_at.isoformat()}
             for m in selectors.memberships_of(student)
         ],
-        # The student's own words and the replies they were sent, exactly as written.
-        "conversations": [
-            {
-                "class": cell(c.classroom.name),
-                "title": c.title,
-                "started": c.created_at.isoformat(),
-                "messages": [student_view(m) for m in c.messages.all()],
-            }
-            for c in conversations
-        ],
     }
+    for _receiver, sections in signals.student_data_exported.send(sender=User, student=student):
+        data.update(sections or {})
     with transaction.atomic():
         audit_record(actor=actor, action="person.export", school=school, target=_person_label(student), subject=student)
     return data
@@ -931,6 +909,6 @@ def student_delete(*, actor: User, student: User) -> None:
         LogEntry.objects.filter(
             content_type=ContentType.objects.get_for_model(User), object_id=str(student_id)
         ).delete()
-        student.delete()  # cascades: memberships, conversations and their messages
+        student.delete()  # cascades: memberships, and what the apps above keep of them (conversations)
         audit_record(actor=actor, action="person.delete", school=school, target=gone)
         _recheck_access_after_commit([student_id])
