@@ -2,8 +2,8 @@
 
 teacher and student share `classroom`; classmate is another student of it;
 stranger_student is in another class of the same school; other_teacher teaches that
-other class; outsider belongs to no class; school_admin runs `school`;
-other_admin runs `other_school`.
+other class; reviewer reviews the drafts of `classroom` without running it; outsider
+belongs to no class; school_admin runs `school`; other_admin runs `other_school`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,14 @@ def teacher(classroom):
 def co_teacher(classroom):
     user = make_person("coteacher", classroom.school)
     Membership.objects.create(classroom=classroom, user=user, role=Membership.Role.TEACHER)
+    return user
+
+
+@pytest.fixture
+def reviewer(classroom):
+    """Reviews the drafts of `classroom` (role reviewer): does not run the class."""
+    user = make_person("reviewer", classroom.school, first_name="Rémi")
+    Membership.objects.create(classroom=classroom, user=user, role=Membership.Role.REVIEWER)
     return user
 
 

@@ -10,7 +10,8 @@ runs in a savepoint that is rolled back, so every persona meets the same world.
 Personas (tests/conftest.py): anonymous; student and classmate of `classroom`;
 stranger_student of `other_classroom` (same school); teacher of `classroom`;
 other_teacher of `other_classroom`; outsider (the school, no class); school_admin of
-`school`; other_admin of `other_school`, which has its own class and student.
+`school`; other_admin of `other_school`, which has its own class and student; reviewer
+of `classroom` (reviews its drafts, does not run the class).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ PERSONAS = (
     "outsider",
     "school_admin",
     "other_admin",
+    "reviewer",
 )
 
 # How a route's URL arguments are filled, by target: whose object the request names.
@@ -98,227 +100,234 @@ def row(method: str, target: str, expected: str, data=None):
 
 # Expected HTTP status per persona. 302 for anonymous is the sign-in page; 403 is
 # "this page is not for your role"; 404 is "not yours" (missing and forbidden look alike).
-#            anonymous student classmate stranger teacher other_teacher outsider school_admin other_admin
+#            anonymous student classmate stranger teacher other_teacher outsider school_admin other_admin reviewer
 MATRIX = {
     # The student's side
-    "home": [row("GET", "-", "302 302 302 302 302 302 302 302 302")],
-    "student_classes": [row("GET", "-", "302 200 200 200 200 200 200 200 200")],
+    "home": [row("GET", "-", "302 302 302 302 302 302 302 302 302 302")],
+    "student_classes": [row("GET", "-", "302 200 200 200 200 200 200 200 200 200")],
     "classroom": [
-        row("GET", "own class", "302 200 200 404 404 404 404 404 404"),
-        row("GET", "other class", "302 404 404 200 404 404 404 404 404"),
-        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404"),
+        row("GET", "own class", "302 200 200 404 404 404 404 404 404 404"),
+        row("GET", "other class", "302 404 404 200 404 404 404 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
     ],
     "conversation_new": [
-        row("POST", "own class", "302 302 302 404 404 404 404 404 404"),
-        row("POST", "other class", "302 404 404 302 404 404 404 404 404"),
-        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404"),
-        row("GET", "own class", "302 405 405 405 405 405 405 405 405"),
+        row("POST", "own class", "302 302 302 404 404 404 404 404 404 404"),
+        row("POST", "other class", "302 404 404 302 404 404 404 404 404 404"),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+        row("GET", "own class", "302 405 405 405 405 405 405 405 405 405"),
     ],
     "conversation": [
-        row("GET", "student's conversation", "302 200 404 404 404 404 404 404 404"),
-        row("GET", "stranger's conversation", "302 404 404 200 404 404 404 404 404"),
+        row("GET", "student's conversation", "302 200 404 404 404 404 404 404 404 404"),
+        row("GET", "stranger's conversation", "302 404 404 200 404 404 404 404 404 404"),
     ],
     "conversation_messages": [
-        row("GET", "student's conversation", "302 200 404 404 404 404 404 404 404"),
-        row("GET", "stranger's conversation", "302 404 404 200 404 404 404 404 404"),
+        row("GET", "student's conversation", "302 200 404 404 404 404 404 404 404 404"),
+        row("GET", "stranger's conversation", "302 404 404 200 404 404 404 404 404 404"),
     ],
     # The teacher's review
-    "review_queue": [row("GET", "-", "302 403 403 403 200 200 403 403 403")],
+    "review_queue": [row("GET", "-", "302 403 403 403 200 200 403 403 403 200")],
     "review_approve": [
-        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404 302"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404 404"),
     ],
     "review_reject": [
-        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404 302"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404 404"),
     ],
     "review_regenerate": [
-        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404 302"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404 404"),
     ],
     "review_claim": [
-        row("POST", "student's reply", "302 404 404 404 200 404 404 404 404"),
-        row("POST", "stranger's reply", "302 404 404 404 404 200 404 404 404"),
+        row("POST", "student's reply", "302 404 404 404 200 404 404 404 404 200"),
+        row("POST", "stranger's reply", "302 404 404 404 404 200 404 404 404 404"),
     ],
     "review_split": [
-        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404 302"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404 404"),
     ],
-    "review_stats": [row("GET", "-", "302 403 403 403 200 200 403 200 200")],
+    "review_stats": [row("GET", "-", "302 403 403 403 200 200 403 200 200 200")],
     # Accounts and language
-    "login": [row("GET", "-", "200 302 302 302 302 302 302 302 302")],
+    "login": [row("GET", "-", "200 302 302 302 302 302 302 302 302 302")],
     "logout": [
-        row("POST", "-", "302 302 302 302 302 302 302 302 302"),
-        row("GET", "-", "405 405 405 405 405 405 405 405 405"),
+        row("POST", "-", "302 302 302 302 302 302 302 302 302 302"),
+        row("GET", "-", "405 405 405 405 405 405 405 405 405 405"),
     ],
     "language_choose": [
-        row("POST", "-", "302 302 302 302 302 302 302 302 302", lambda w: {"language": "fr", "next": "/"})
+        row("POST", "-", "302 302 302 302 302 302 302 302 302 302", lambda w: {"language": "fr", "next": "/"})
     ],
     "sign_up": [
-        row("GET", "-", "200 302 302 302 302 302 302 302 302"),
-        row("POST", "-", "302 302 302 302 302 302 302 302 302", sign_up_form),
+        row("GET", "-", "200 302 302 302 302 302 302 302 302 302"),
+        row("POST", "-", "302 302 302 302 302 302 302 302 302 302", sign_up_form),
     ],
     "join_class": [
-        row("GET", "-", "302 200 200 200 200 200 200 200 200"),
+        row("GET", "-", "302 200 200 200 200 200 200 200 200 200"),
         # Joining other_classroom: students and the outsider get in; its own students
         # and staff are told why not (200, the page with the reason).
-        row("POST", "-", "302 302 302 200 200 200 302 200 200", lambda w: {"code": w.other_classroom.join_code}),
+        row("POST", "-", "302 302 302 200 200 200 302 200 200 200", lambda w: {"code": w.other_classroom.join_code}),
     ],
     # Teachers: their class's tutor and join code
-    "teach_home": [row("GET", "-", "302 403 403 403 200 200 403 403 403")],
+    "teach_home": [row("GET", "-", "302 403 403 403 200 200 403 403 403 403")],
     "teach_class": [
-        row("GET", "own class", "302 404 404 404 200 404 404 404 404"),
-        row("GET", "other class", "302 404 404 404 404 200 404 404 404"),
-        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404"),
-        row("POST", "own class", "302 404 404 404 302 404 404 404 404", tutor_settings),
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 404"),
+        row("GET", "other class", "302 404 404 404 404 200 404 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", tutor_settings),
     ],
     "teach_join_code_rotate": [
-        row("POST", "own class", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "other class", "302 404 404 404 404 302 404 404 404"),
-        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404"),
-        row("GET", "own class", "302 405 405 405 405 405 405 405 405"),
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404"),
+        row("POST", "other class", "302 404 404 404 404 302 404 404 404 404"),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+        row("GET", "own class", "302 405 405 405 405 405 405 405 405 405"),
     ],
     "teach_join_code_switch": [
-        row("POST", "own class", "302 404 404 404 302 404 404 404 404", lambda w: {"enabled": "off"}),
-        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404", lambda w: {"enabled": "off"}),
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", lambda w: {"enabled": "off"}),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404", lambda w: {"enabled": "off"}),
     ],
     # School admins: their own school only
-    "school_home": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_home": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_class_create": [
-        row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"name": "Latin 3e"}),
-        row("GET", "-", "302 403 403 403 403 403 403 405 405"),
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"name": "Latin 3e"}),
+        row("GET", "-", "302 403 403 403 403 403 403 405 405 403"),
     ],
     "school_class": [
-        row("GET", "own class", "302 403 403 403 403 403 403 200 404"),
-        row("GET", "other school's class", "302 403 403 403 403 403 403 404 200"),
+        row("GET", "own class", "302 403 403 403 403 403 403 200 404 403"),
+        row("GET", "other school's class", "302 403 403 403 403 403 403 404 200 403"),
     ],
     "school_class_rename": [
-        row("POST", "own class", "302 403 403 403 403 403 403 302 404", lambda w: {"name": "Renamed"}),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302", lambda w: {"name": "Renamed"}),
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404 403", lambda w: {"name": "Renamed"}),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302 403", lambda w: {"name": "Renamed"}),
     ],
     "school_class_archive": [
-        row("POST", "own class", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302"),
-        row("GET", "own class", "302 403 403 403 403 403 403 405 405"),
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302 403"),
+        row("GET", "own class", "302 403 403 403 403 403 403 405 405 403"),
     ],
     "school_class_restore": [
-        row("POST", "own class", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "school_class_staff_assign": [
         row(
             "POST",
             "own class",
-            "302 403 403 403 403 403 403 302 404",
+            "302 403 403 403 403 403 403 302 404 403",
             lambda w: {"person": w.outsider.id, "role": "teacher"},
         ),
         row(
             "POST",
             "other school's class",
-            "302 403 403 403 403 403 403 404 302",
+            "302 403 403 403 403 403 403 404 302 403",
             lambda w: {"person": w.outsider.id, "role": "teacher"},
         ),
     ],
     "school_class_student_enrol": [
-        row("POST", "own class", "302 403 403 403 403 403 403 302 404", lambda w: {"person": w.outsider.id}),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302", lambda w: {"person": w.outsider.id}),
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404 403", lambda w: {"person": w.outsider.id}),
+        row(
+            "POST",
+            "other school's class",
+            "302 403 403 403 403 403 403 404 302 403",
+            lambda w: {"person": w.outsider.id},
+        ),
     ],
     "school_class_member_remove": [
-        row("POST", "own class, its student", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's class, its student", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "own class, its student", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's class, its student", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "school_class_student_move": [
         row(
             "POST",
             "own class, its student",
-            "302 403 403 403 403 403 403 302 404",
+            "302 403 403 403 403 403 403 302 404 403",
             lambda w: {"to_classroom": w.other_classroom.id},
         ),
         row(
             "POST",
             "other school's class, its student",
-            "302 403 403 403 403 403 403 404 302",
+            "302 403 403 403 403 403 403 404 302 403",
             lambda w: {"to_classroom": w.other_classroom.id},
         ),
     ],
     "school_class_accounts": [
-        row("GET", "own class", "302 403 403 403 403 403 403 200 404"),
-        row("POST", "own class", "302 403 403 403 403 403 403 200 404", lambda w: {"names": "Léa Martin"}),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 200", lambda w: {"names": "Léa Martin"}),
+        row("GET", "own class", "302 403 403 403 403 403 403 200 404 403"),
+        row("POST", "own class", "302 403 403 403 403 403 403 200 404 403", lambda w: {"names": "Léa Martin"}),
+        row(
+            "POST", "other school's class", "302 403 403 403 403 403 403 404 200 403", lambda w: {"names": "Léa Martin"}
+        ),
     ],
     "school_class_passwords": [
-        row("GET", "own class", "302 403 403 403 403 403 403 200 404"),
-        row("POST", "own class", "302 403 403 403 403 403 403 200 404"),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 200"),
+        row("GET", "own class", "302 403 403 403 403 403 403 200 404 403"),
+        row("POST", "own class", "302 403 403 403 403 403 403 200 404 403"),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 200 403"),
     ],
-    "school_people": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_people": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_staff_new": [
-        row("GET", "-", "302 403 403 403 403 403 403 200 200"),
+        row("GET", "-", "302 403 403 403 403 403 403 200 200 403"),
         row(
             "POST",
             "-",
-            "302 403 403 403 403 403 403 200 200",
+            "302 403 403 403 403 403 403 200 200 403",
             lambda w: {"username": "new.teacher", "first_name": "Marie", "last_name": "Durand"},
         ),
     ],
     "school_person": [
-        row("GET", "student", "302 403 403 403 403 403 403 200 404"),
-        row("GET", "other school's student", "302 403 403 403 403 403 403 404 200"),
+        row("GET", "student", "302 403 403 403 403 403 403 200 404 403"),
+        row("GET", "other school's student", "302 403 403 403 403 403 403 404 200 403"),
     ],
     "school_person_deactivate": [
-        row("POST", "student", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's student", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "student", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's student", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "school_person_reactivate": [
-        row("POST", "student", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's student", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "student", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's student", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "school_person_password": [
-        row("POST", "student", "302 403 403 403 403 403 403 200 404"),
-        row("POST", "other school's student", "302 403 403 403 403 403 403 404 200"),
+        row("POST", "student", "302 403 403 403 403 403 403 200 404 403"),
+        row("POST", "other school's student", "302 403 403 403 403 403 403 404 200 403"),
     ],
     "school_person_export": [
-        row("GET", "student", "302 403 403 403 403 403 403 200 404"),
-        row("GET", "other school's student", "302 403 403 403 403 403 403 404 200"),
+        row("GET", "student", "302 403 403 403 403 403 403 200 404 403"),
+        row("GET", "other school's student", "302 403 403 403 403 403 403 404 200 403"),
     ],
     "school_person_delete": [
-        row("GET", "student", "302 403 403 403 403 403 403 200 404"),
-        row("POST", "student", "302 403 403 403 403 403 403 302 404", lambda w: {"confirm_username": "student"}),
+        row("GET", "student", "302 403 403 403 403 403 403 200 404 403"),
+        row("POST", "student", "302 403 403 403 403 403 403 302 404 403", lambda w: {"confirm_username": "student"}),
         row(
             "POST",
             "other school's student",
-            "302 403 403 403 403 403 403 404 302",
+            "302 403 403 403 403 403 403 404 302 403",
             lambda w: {"confirm_username": "foreignstudent"},
         ),
     ],
     "school_roster": [
-        row("GET", "-", "302 403 403 403 403 403 403 200 200"),
-        row("POST", "-", "302 403 403 403 403 403 403 200 200", roster_file),
+        row("GET", "-", "302 403 403 403 403 403 403 200 200 403"),
+        row("POST", "-", "302 403 403 403 403 403 403 200 200 403", roster_file),
     ],
     "school_roster_confirm": [
         row(
             "POST",
             "-",
-            "302 403 403 403 403 403 403 200 200",
+            "302 403 403 403 403 403 403 200 200 403",
             lambda w: {"roster": "student_number,first_name,last_name,class\n77,Léa,Martin,Maths 4e B\n"},
         ),
     ],
-    "school_roster_export": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
-    "school_audit": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_roster_export": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
+    "school_audit": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_settings": [
-        row("GET", "-", "302 403 403 403 403 403 403 200 200"),
-        row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"retention_days": 200}),
+        row("GET", "-", "302 403 403 403 403 403 403 200 200 403"),
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"retention_days": 200}),
     ],
 }
 
 # WebSocket routes: "yes" if the persona's socket is accepted.
-#          anonymous student classmate stranger teacher other_teacher outsider school_admin other_admin
+#          anonymous student classmate stranger teacher other_teacher outsider school_admin other_admin reviewer
 WS_MATRIX = {
     "ws_chat": [
-        ("student's conversation", "no yes no no no no no no no"),
-        ("stranger's conversation", "no no no yes no no no no no"),
+        ("student's conversation", "no yes no no no no no no no no"),
+        ("stranger's conversation", "no no no yes no no no no no no"),
     ],
-    "ws_review": [("-", "no no no no yes yes no no no")],
+    "ws_review": [("-", "no no no no yes yes no no no yes")],
 }
 
 
@@ -362,6 +371,7 @@ def world(
     outsider,
     school_admin,
     other_admin,
+    reviewer,
 ):
     cache.clear()  # the join-code throttle
     foreign_classroom = Classroom.objects.create(school=other_school, name="Maths 4e B")
@@ -392,6 +402,7 @@ def world(
         outsider=outsider,
         school_admin=school_admin,
         other_admin=other_admin,
+        reviewer=reviewer,
     )
 
 

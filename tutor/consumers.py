@@ -323,11 +323,7 @@ class ReviewConsumer(JsonSocket):
     async def still_allowed(self) -> bool:
         """Re-read the classes this person reviews now; follow them in and out of groups."""
 
-        def reviewed_now():
-            self.user.refresh_from_db(fields=["is_active"])
-            return set(classrooms_reviewed_by(self.user).values_list("id", flat=True))
-
-        ids = await _db(reviewed_now)
+        ids = await _db(lambda: set(classrooms_reviewed_by(self.user).values_list("id", flat=True)))
         for gone in self.classroom_ids - ids:
             await self.channel_layer.group_discard(events.reviewers_group(gone), self.channel_name)
         for new in ids - self.classroom_ids:

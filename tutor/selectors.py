@@ -19,8 +19,8 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from classrooms.models import REVIEW_ROLES, Classroom, Membership, User
-from classrooms.selectors import classroom_model, declared_models, model_label
+from classrooms.models import Classroom, Membership, User
+from classrooms.selectors import classroom_model, classrooms_reviewed_by, declared_models, model_label
 from tutor import triage
 from tutor.models import Conversation, Message
 from tutor.rendering import render_markdown
@@ -124,9 +124,7 @@ def review_queue(user: User) -> QuerySet[Message]:
         Message.objects.filter(
             sender=Message.Sender.TUTOR,
             status__in=REVIEWABLE_STATUSES,
-            conversation__classroom__archived=False,
-            conversation__classroom__memberships__user=user,
-            conversation__classroom__memberships__role__in=REVIEW_ROLES,
+            conversation__classroom__in=classrooms_reviewed_by(user),
         )
         .select_related("conversation__classroom", "conversation__student", "in_reply_to", "claimed_by")
         .order_by("-distressed", "created_at", "id")
@@ -135,17 +133,9 @@ def review_queue(user: User) -> QuerySet[Message]:
 
 def reply_for_reviewer(user: User, reply_id: int) -> Message:
     """A tutor reply in one of this person's reviewed classes; 404 for missing and forbidden alike."""
-    if not user.is_authenticated or not user.is_active:
-        raise Http404
     reply = (
         Message.objects.select_related("conversation__classroom", "conversation__student", "in_reply_to", "claimed_by")
-        .filter(
-            pk=reply_id,
-            sender=Message.Sender.TUTOR,
-            conversation__classroom__archived=False,
-            conversation__classroom__memberships__user=user,
-            conversation__classroom__memberships__role__in=REVIEW_ROLES,
-        )
+        .filter(pk=reply_id, sender=Message.Sender.TUTOR, conversation__classroom__in=classrooms_reviewed_by(user))
         .first()
     )
     if reply is None:
@@ -383,14 +373,14 @@ def queue_header(classrooms) -> list[dict]:
 
 
 def classrooms_with_stats_for(user: User) -> QuerySet[Classroom]:
-    """Classes whose waits and review times this person may see: those they teach, and
-    every class of the school they administer."""
-    if not user.is_authenticated or not user.is_active:
+    """Classes whose waits and review times this person may see: those they review
+    (classrooms_reviewed_by), and every class of the school they administer."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
         return Classroom.objects.none()
-    allowed = Q(memberships__user=user, memberships__role=Membership.Role.TEACHER)
+    allowed = Q(pk__in=classrooms_reviewed_by(user).values("pk"))
     if user.is_school_admin and user.school_id:
         allowed |= Q(school_id=user.school_id)
-    return Classroom.objects.filter(allowed, archived=False).distinct().order_by("name")
+    return Classroom.objects.filter(allowed, archived=False).order_by("name")
 
 
 def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
