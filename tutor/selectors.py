@@ -25,15 +25,8 @@ from tutor import triage
 from tutor.models import Conversation, Message
 from tutor.rendering import render_markdown
 
-PENDING_STATUSES = (
-    Message.Status.QUEUED,
-    Message.Status.DRAFTING,
-    Message.Status.AWAITING_REVIEW,
-    Message.Status.FAILED,
-    Message.Status.GROUPED,
-)
-# What a reviewer has to act on: a group's members wait on their lead, which stands for them.
-REVIEWABLE_STATUSES = tuple(s for s in PENDING_STATUSES if s != Message.Status.GROUPED)
+PENDING_STATUSES = Message.PENDING_STATUSES
+REVIEWABLE_STATUSES = Message.REVIEWABLE_STATUSES
 
 
 def student_visible_text(message: Message) -> str | None:
@@ -44,7 +37,7 @@ def student_visible_text(message: Message) -> str | None:
     """
     if message.sender == Message.Sender.STUDENT:
         return message.text
-    if message.status in (Message.Status.APPROVED, Message.Status.REJECTED) and message.final_text:
+    if message.status in Message.DECIDED_STATUSES and message.final_text:
         return message.final_text
     return None
 
@@ -212,7 +205,7 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
             for m in earlier
             if student_visible_text(m) is not None
         ],
-        "decided": reply.status in (Message.Status.APPROVED, Message.Status.REJECTED),
+        "decided": reply.status in Message.DECIDED_STATUSES,
         "decision": reply.decision,
         "reviewed_by": str(reply.reviewed_by) if reply.reviewed_by_id else "",
         "flags": triage.flag_views(
@@ -390,7 +383,7 @@ def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
         Message.objects.filter(
             conversation__classroom=classroom,
             sender=Message.Sender.TUTOR,
-            status__in=(Message.Status.APPROVED, Message.Status.REJECTED),
+            status__in=Message.DECIDED_STATUSES,
             reviewed_at__gte=since,
         )
         .order_by("-reviewed_at")

@@ -227,12 +227,7 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
 
 # Alike questions: one review for a group (see tutor.models.QuestionGroup).
 
-JOINABLE_LEAD_STATUSES = (
-    Message.Status.QUEUED,
-    Message.Status.DRAFTING,
-    Message.Status.AWAITING_REVIEW,
-    Message.Status.FAILED,
-)
+JOINABLE_LEAD_STATUSES = Message.REVIEWABLE_STATUSES  # a question still waiting for its own review
 
 
 def _lock_grouping(classroom_id: int) -> None:
@@ -607,7 +602,7 @@ def _decide(reply: Message, reviewer: User, *, status: str, decision: str, final
 
 def _already_decided_message(reply_id: int) -> str:
     reply = Message.objects.select_related("reviewed_by").get(pk=reply_id)
-    if reply.status in (Message.Status.APPROVED, Message.Status.REJECTED):
+    if reply.status in Message.DECIDED_STATUSES:
         return _("%(who)s already decided on this reply (%(decision)s).") % {
             "who": reply.reviewed_by or _("Another teacher"),
             "decision": reply.get_decision_display(),

@@ -111,7 +111,7 @@ def _review_answer(request: HttpRequest, reply, error: services.TutorError | Non
     elif not wants_json:
         flash.success(request, _("Done."))
     if wants_json:
-        if reply.status in (Message.Status.APPROVED, Message.Status.REJECTED):
+        if reply.status in Message.DECIDED_STATUSES:
             # Decided: the card only has to go; spare the queue's busiest request the full view.
             payload = {"id": reply.id, "status": reply.status, "decision": reply.decision, "decided": True}
         else:
