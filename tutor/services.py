@@ -3,6 +3,11 @@
 Each change is atomic; where two actors can race (two teachers, a worker and a
 teacher) it is a conditional update whose row count says who won. Events and tasks
 are sent only after the transaction commits.
+
+The checks before a write that only refuse (a student's rate limits in question_ask)
+read outside the transaction: two questions sent at the same instant may both pass a
+limit by one. They protect the queue from floods, not an invariant; nothing a student
+may see depends on them.
 """
 
 from __future__ import annotations
