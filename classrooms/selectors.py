@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
@@ -117,7 +119,7 @@ def is_staff_member(person: User) -> bool:
     )
 
 
-def members_of(classroom: Classroom, *, roles) -> QuerySet[Membership]:
+def members_of(classroom: Classroom, *, roles: Iterable[str]) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(classroom=classroom, role__in=roles)
         .select_related("user")

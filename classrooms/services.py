@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -106,7 +107,7 @@ def _person_label(person: User) -> str:
     return f"{full} ({person.username})" if full else person.username
 
 
-def _recheck_access_after_commit(user_ids) -> None:
+def _recheck_access_after_commit(user_ids: Iterable[int]) -> None:
     """Their open sockets re-check access once the change is committed (see
     classrooms.signals.access_changed)."""
     ids = sorted(set(user_ids))

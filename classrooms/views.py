@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -26,7 +28,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from classrooms import forms, roster, selectors, services, signals
-from classrooms.models import Membership, User
+from classrooms.models import Classroom, Membership, User
 
 
 @require_POST
@@ -52,7 +54,7 @@ def language_choose(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def school_admin_required(view):
+def school_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Signed in (else the login page), and a school admin (else 403)."""
 
     @login_required
@@ -69,7 +71,7 @@ def _refused(request: HttpRequest, error: services.ActionRefused) -> None:
     flash.error(request, error.message)
 
 
-def _form_errors(request: HttpRequest, form) -> None:
+def _form_errors(request: HttpRequest, form: BaseForm) -> None:
     for errors in form.errors.values():
         for error in errors:
             flash.error(request, error)
@@ -162,7 +164,9 @@ def school_class(request: HttpRequest, classroom_id: int) -> HttpResponse:
     )
 
 
-def _class_action(request: HttpRequest, classroom_id: int, action, success: str) -> HttpResponse:
+def _class_action(
+    request: HttpRequest, classroom_id: int, action: Callable[[Classroom], object], success: str
+) -> HttpResponse:
     classroom = selectors.classroom_for_school_admin(request.user, classroom_id)
     try:
         action(classroom)
@@ -378,7 +382,7 @@ def school_person(request: HttpRequest, user_id: int) -> HttpResponse:
     )
 
 
-def _person_action(request: HttpRequest, user_id: int, action, success: str) -> HttpResponse:
+def _person_action(request: HttpRequest, user_id: int, action: Callable[[User], object], success: str) -> HttpResponse:
     person = selectors.person_for_school_admin(request.user, user_id)
     try:
         action(person)

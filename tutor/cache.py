@@ -17,7 +17,7 @@ class PrefixedRedisCache(RedisCache):
     (FLUSHDB) would drop queued drafts and every socket's groups with the cache.
     """
 
-    def __init__(self, server, params):
+    def __init__(self, server: str, params: dict):
         super().__init__(server, params)
         if not self.key_prefix:
             raise ImproperlyConfigured("PrefixedRedisCache needs a KEY_PREFIX: clear() removes the keys under it.")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from types import SimpleNamespace
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -31,15 +33,16 @@ CLOSE_SIGNED_OUT = 4401  # the session ended (signed out, expired, password chan
 CLOSE_FORBIDDEN = 4403  # no longer allowed here (removed from the class, class archived)
 CLOSE_TRY_AGAIN = 1013  # the database is unreachable: the page reconnects with backoff and catches up
 DB_RETRY_SECONDS = 1.0
+T = TypeVar("T")
 
 
 @database_sync_to_async
-def _in_thread(fn, *args, **kwargs):
+def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     close_old_connections()  # the database may have restarted under a long-lived socket
     return fn(*args, **kwargs)
 
 
-async def _db(fn, *args, **kwargs):
+async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """fn(*args, **kwargs) in a database thread. A lost connection (a restarting
     PostgreSQL) is tried once more after a moment; a second failure raises."""
     try:
@@ -63,7 +66,7 @@ class JsonSocket(AsyncWebsocketConsumer):
     session_until: datetime | None = None  # when the session stops signing this person in
     _session_timer: asyncio.Task | None = None
 
-    async def dispatch(self, message):
+    async def dispatch(self, message: dict) -> None:
         kind = message.get("type", "")
         if kind != "websocket.disconnect":
             if self.closing:
@@ -95,7 +98,7 @@ class JsonSocket(AsyncWebsocketConsumer):
         )
         return translation.get_language_from_request(request)
 
-    async def receive(self, text_data=None, bytes_data=None):
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
             return await self.send_error("invalid_frame", _("Send JSON text frames."))
         if len(text_data) > MAX_FRAME_CHARS:
@@ -123,13 +126,13 @@ class JsonSocket(AsyncWebsocketConsumer):
                 "unavailable", _("The server is busy for a moment; trying again."), client_id=frame.get("client_id", "")
             )
 
-    async def send_json(self, payload: dict):
+    async def send_json(self, payload: dict) -> None:
         await self.send(text_data=json.dumps(payload))
 
-    async def send_error(self, code: str, message: str, **extra):
+    async def send_error(self, code: str, message: str, **extra) -> None:
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
 
-    async def close(self, code=None, reason=None):
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         if self.closing:
             return
         self.closing = True
@@ -137,19 +140,19 @@ class JsonSocket(AsyncWebsocketConsumer):
             self._session_timer.cancel()
         await super().close(code=code, reason=reason)
 
-    async def websocket_disconnect(self, message):
+    async def websocket_disconnect(self, message: dict) -> None:
         self.closing = True
         if self._session_timer is not None:
             self._session_timer.cancel()
         await super().websocket_disconnect(message)
 
-    async def access_changed(self, event):
+    async def access_changed(self, event: dict) -> None:
         ended = event.get("ended_session")
         if ended and ended == getattr(self.scope.get("session"), "session_key", None):
             return await self.close(code=CLOSE_SIGNED_OUT)
         await self.recheck()
 
-    async def redis_restarted(self):
+    async def redis_restarted(self) -> None:
         """Called by tutor.redis_watch after a Redis restart emptied the groups: re-join
         them and catch up, with the same checks as any event."""
         await self.dispatch({"type": "rejoin.groups"})
@@ -182,7 +185,7 @@ class JsonSocket(AsyncWebsocketConsumer):
             self._session_timer = asyncio.get_running_loop().create_task(self._close_when_session_ends())
         return True
 
-    async def _close_when_session_ends(self):
+    async def _close_when_session_ends(self) -> None:
         """Close the socket at the session's end, even if no frame or event comes."""
         while not self.closing and self.session_until is not None:
             await asyncio.sleep(max(0.0, (self.session_until - timezone.now()).total_seconds()) + 0.05)
@@ -202,7 +205,7 @@ class JsonSocket(AsyncWebsocketConsumer):
 class ChatConsumer(JsonSocket):
     """ws/chat/<conversation_id>/: a student's own conversation."""
 
-    async def connect(self):
+    async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
         self.sent_version = 0
@@ -213,15 +216,15 @@ class ChatConsumer(JsonSocket):
         await self.accept()
         redis_watch.watch(self)
 
-    async def join_groups(self):
+    async def join_groups(self) -> None:
         await self.channel_layer.group_add(events.conversation_group(self.conversation_id), self.channel_name)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
 
-    async def rejoin_groups(self, event):
+    async def rejoin_groups(self, event: dict) -> None:
         await self.join_groups()
         await self.send_changes(self.sent_version)  # what was sent while nobody was in the group
 
-    async def disconnect(self, code):
+    async def disconnect(self, code: int) -> None:
         redis_watch.forget(self)
         if getattr(self, "user", None) and self.user.is_authenticated:
             await self.channel_layer.group_discard(events.conversation_group(self.conversation_id), self.channel_name)
@@ -234,7 +237,7 @@ class ChatConsumer(JsonSocket):
             return False
         return True
 
-    async def frame_sync(self, frame):
+    async def frame_sync(self, frame: dict) -> None:
         since = frame.get("since", 0)
         if not isinstance(since, int) or isinstance(since, bool) or since < 0:
             return await self.send_error("invalid_frame", _("'since' must be a version number."))
@@ -244,7 +247,7 @@ class ChatConsumer(JsonSocket):
         self.sent_version = min(self.sent_version, since) if self.sent_version else since
         await self.send_changes(since)
 
-    async def frame_ask(self, frame):
+    async def frame_ask(self, frame: dict) -> None:
         text, client_id = frame.get("text"), frame.get("client_id", "")
         if not isinstance(text, str) or not isinstance(client_id, str):
             return await self.send_error("invalid_frame", _("'text' and 'client_id' must be text."))
@@ -254,7 +257,7 @@ class ChatConsumer(JsonSocket):
             return await self.send_error(exc.code, exc.message, client_id=client_id)
         await self.send_changes(self.sent_version)
 
-    async def conversation_changed(self, event):
+    async def conversation_changed(self, event: dict) -> None:
         # The sender read the change through the approval gate; it goes on as it is when it
         # follows what this socket has. A gap or a bare nudge: re-read from the database.
         # (Removal from the class, deactivation and sign-out close the socket at once,
@@ -266,7 +269,7 @@ class ChatConsumer(JsonSocket):
         elif version is None or version > self.sent_version:
             await self.send_changes(self.sent_version)
 
-    async def send_changes(self, since: int):
+    async def send_changes(self, since: int) -> None:
         """Re-check access and read what changed since `since`, in one trip to the database."""
 
         def read():
@@ -282,15 +285,15 @@ class ChatConsumer(JsonSocket):
             self.sent_version = max(self.sent_version, max(m["version"] for m in messages))
         await self.send_json({"type": "messages", "messages": messages, "version": self.sent_version, "wait": wait})
 
-    async def frame_wait(self, frame):
+    async def frame_wait(self, frame: dict) -> None:
         await self.send_wait()
 
-    async def wait_changed(self, event):
+    async def wait_changed(self, event: dict) -> None:
         if "wait" in event:  # numbers the sender worked out for this conversation
             return await self.send_json({"type": "wait", "wait": event["wait"]})
         await self.send_wait()
 
-    async def send_wait(self):
+    async def send_wait(self) -> None:
         wait = await _db(selectors.wait_estimates, self.conversation)
         await self.send_json({"type": "wait", "wait": wait})
 
@@ -298,7 +301,7 @@ class ChatConsumer(JsonSocket):
 class ReviewConsumer(JsonSocket):
     """ws/review/: the live review queue of a teacher's classes."""
 
-    async def connect(self):
+    async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.classroom_ids: set[int] = set()
         if not await self.may_connect():
@@ -307,13 +310,13 @@ class ReviewConsumer(JsonSocket):
         await self.accept()
         redis_watch.watch(self)
 
-    async def rejoin_groups(self, event):
+    async def rejoin_groups(self, event: dict) -> None:
         self.classroom_ids = set()  # still_allowed joins them all again
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
         if await self.still_allowed():
             await self.frame_sync({})
 
-    async def disconnect(self, code):
+    async def disconnect(self, code: int) -> None:
         redis_watch.forget(self)
         for classroom_id in getattr(self, "classroom_ids", ()):
             await self.channel_layer.group_discard(events.reviewers_group(classroom_id), self.channel_name)
@@ -331,7 +334,7 @@ class ReviewConsumer(JsonSocket):
         self.classroom_ids = ids
         return bool(ids)
 
-    async def frame_sync(self, frame):
+    async def frame_sync(self, frame: dict) -> None:
         def read():
             replies = [selectors.reviewer_view(r, viewer=self.user) for r in selectors.review_queue(self.user)]
             return replies, selectors.queue_header(classrooms_reviewed_by(self.user))
@@ -339,14 +342,14 @@ class ReviewConsumer(JsonSocket):
         queue, header = await _db(read)
         await self.send_json({"type": "queue", "replies": queue, "classes": header})
 
-    async def review_changed(self, event):
+    async def review_changed(self, event: dict) -> None:
         try:
             reply = await _db(selectors.reply_for_reviewer, self.user, event["reply_id"])
         except Http404:
             return
         await self.send_json({"type": "reply", "reply": await _db(selectors.reviewer_view, reply, viewer=self.user)})
 
-    async def review_progress(self, event):
+    async def review_progress(self, event: dict) -> None:
         # Sent only to this class's reviewers group; membership is re-checked at each
         # frame and on access.changed, which removal from a class sends at once.
         await self.send_json(

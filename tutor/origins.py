@@ -9,12 +9,14 @@ in ALLOWED_HOSTS, with the scheme it came in on), or one of CSRF_TRUSTED_ORIGINS
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -71,10 +73,10 @@ def origin_allowed(scope: dict) -> bool:
 class SiteOriginValidator:
     """ASGI middleware: refuses (403) a socket opened from a page of another origin."""
 
-    def __init__(self, application):
+    def __init__(self, application: ASGIApp):
         self.application = application
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "websocket" and not origin_allowed(scope):
             return await WebsocketDenier()(scope, receive, send)
         return await self.application(scope, receive, send)

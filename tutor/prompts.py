@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from classrooms.models import Classroom
 from tutor.models import Message
 from tutor.selectors import student_visible_text
 
 LANGUAGE_RULE = "Always answer in the same language as the student's last message."
 
 
-def tutor_instructions(classroom, *, instruction: str = "") -> str:
+def tutor_instructions(classroom: Classroom, *, instruction: str = "") -> str:
     """The class's tutor, as its teachers set it, in one system message."""
     parts = [classroom.tutor_instructions.strip()]
     if classroom.subject:

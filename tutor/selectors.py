@@ -7,6 +7,7 @@ student may see. Every page, socket, API and export a student reaches goes throu
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import import_module
@@ -344,7 +345,7 @@ def _percentile(values: list[float], share: float) -> float | None:
     return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1)
 
 
-def queue_header(classrooms) -> list[dict]:
+def queue_header(classrooms: Iterable[Classroom]) -> list[dict]:
     """Per class: questions waiting, reviews they need (a group once), the oldest wait."""
     now = timezone.now()
     rows = []

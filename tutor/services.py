@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, models, transaction
@@ -499,7 +499,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
 # that another reviewer has open (an unexpired claim) is theirs.
 
 
-def _claim_free(reviewer: User, now) -> Q:
+def _claim_free(reviewer: User, now: datetime) -> Q:
     """Rows nobody else holds: no claim, this reviewer's own, or an expired one."""
     return Q(claimed_by__isnull=True) | Q(claimed_by=reviewer) | Q(claimed_until__lt=now)
 

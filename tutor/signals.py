@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
+from django.http import HttpRequest
 
 from classrooms import signals as classrooms_signals
 from classrooms.models import User
@@ -16,20 +17,20 @@ from tutor.selectors import student_view
 
 
 @receiver(user_logged_out)
-def close_sockets_on_logout(sender, request, user, **kwargs) -> None:
+def close_sockets_on_logout(sender: type, request: HttpRequest, user: User | None, **kwargs: object) -> None:
     """Signing out closes the person's open sockets at once."""
     if user is not None:
         events.person_access_changed(user.id, ended_session=request.session.session_key or "")
 
 
 @receiver(classrooms_signals.access_changed)
-def recheck_sockets(sender, user_ids: list[int], **kwargs) -> None:
+def recheck_sockets(sender: type, user_ids: list[int], **kwargs: object) -> None:
     for user_id in user_ids:
         events.person_access_changed(user_id)
 
 
 @receiver(classrooms_signals.student_data_exported)
-def export_conversations(sender, student: User, **kwargs) -> dict:
+def export_conversations(sender: type, student: User, **kwargs: object) -> dict:
     """The student's own words and the replies they were sent, exactly as they read them
     (through the approval gate): never a draft."""
     conversations = (
@@ -52,7 +53,7 @@ def export_conversations(sender, student: User, **kwargs) -> dict:
 
 
 @receiver(classrooms_signals.student_data_counted)
-def count_conversations(sender, student: User, **kwargs) -> dict:
+def count_conversations(sender: type, student: User, **kwargs: object) -> dict:
     return {
         "conversations": Conversation.objects.filter(student=student).count(),
         "messages": Message.objects.filter(conversation__student=student, sender=Message.Sender.STUDENT).count(),

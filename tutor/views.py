@@ -97,7 +97,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _review_answer(request: HttpRequest, reply, error: services.TutorError | None = None) -> HttpResponse:
+def _review_answer(request: HttpRequest, reply: Message, error: services.TutorError | None = None) -> HttpResponse:
     """JSON for the queue's script; a redirect with a message for a plain form."""
     wants_json = "application/json" in request.headers.get("Accept", "")
     if error is not None:
