@@ -6,7 +6,6 @@ student may see. Every page, socket, API and export a student reaches goes throu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from django.utils.translation import gettext as _
 from classrooms.models import Classroom, Membership, User
 from classrooms.selectors import classroom_model, classrooms_reviewed_by, declared_models, model_label
 from tutor import triage
+from tutor.measures import percentile
 from tutor.models import Conversation, Message
 from tutor.rendering import render_markdown
 
@@ -337,14 +337,6 @@ def wait_estimates(conversation: Conversation) -> list[dict]:
     return [{"reply_id": r.pk, "seconds": wait_estimate(r, snapshot)} for r in pending]
 
 
-def _percentile(values: list[float], share: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1)
-
-
 def queue_header(classrooms: Iterable[Classroom]) -> list[dict]:
     """Per class: questions waiting, reviews they need (a group once), the oldest wait."""
     now = timezone.now()
@@ -399,10 +391,10 @@ def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
         "answered": len(decided),
         "reviews": len(reviews),
         "grouped_share": round(sum(1 for d in decided if d["group_id"]) / len(decided), 3) if decided else 0.0,
-        "wait_p50_s": _percentile(waits, 0.5),
-        "wait_p95_s": _percentile(waits, 0.95),
-        "review_p50_s": _percentile(reviews, 0.5),
-        "review_p95_s": _percentile(reviews, 0.95),
+        "wait_p50_s": percentile(waits, 0.5),
+        "wait_p95_s": percentile(waits, 0.95),
+        "review_p50_s": percentile(reviews, 0.5),
+        "review_p95_s": percentile(reviews, 0.95),
     }
 
 

@@ -97,16 +97,22 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _refusal(error: services.TutorError) -> JsonResponse:
+    """A review action refused, for the queue's script: 409 when another reviewer got there
+    first (decided it, or has it open: claimed_by says who), 400 for bad input."""
+    conflict = isinstance(error, services.ReviewConflict)
+    return JsonResponse(
+        {"error": error.message, "code": error.code, "claimed_by": getattr(error, "claimed_by", "")},
+        status=409 if conflict else 400,
+    )
+
+
 def _review_answer(request: HttpRequest, reply: Message, error: services.TutorError | None = None) -> HttpResponse:
     """JSON for the queue's script; a redirect with a message for a plain form."""
     wants_json = "application/json" in request.headers.get("Accept", "")
     if error is not None:
         if wants_json:
-            conflict = isinstance(error, services.ReviewConflict)
-            return JsonResponse(
-                {"error": error.message, "code": error.code, "claimed_by": getattr(error, "claimed_by", "")},
-                status=409 if conflict else 400,
-            )
+            return _refusal(error)
         flash.error(request, error.message)
     elif not wants_json:
         flash.success(request, _("Done."))
@@ -180,10 +186,7 @@ def review_claim(request: HttpRequest, reply_id: int) -> JsonResponse:
         else:
             reply = services.reply_claim(reply=reply, reviewer=request.user)
     except services.TutorError as exc:
-        status = 409 if isinstance(exc, services.ReviewConflict) else 400
-        return JsonResponse(
-            {"error": exc.message, "code": exc.code, "claimed_by": getattr(exc, "claimed_by", "")}, status=status
-        )
+        return _refusal(exc)
     return JsonResponse(
         {
             "reply": selectors.reviewer_view(reply, viewer=request.user),
