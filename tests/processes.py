@@ -87,16 +87,23 @@ def start_worker(
     name: str = "worker",
     timeout: float = 300,
     beat: bool = False,
+    model: str = "",
     *,
     env: dict | None = None,
     log_dir: Path = LOGS,
     **extra: str,
 ) -> Proc:
-    """`manage.py worker`, with the test environment (process_env) unless `env` is given."""
+    """`manage.py worker` (for the model `model`, else the default one; with --beat: also
+    beat and the housekeeping worker), returned once its drafting worker takes drafts.
+    With the test environment (process_env) unless `env` is given."""
+    from tutor.workers import READY_MESSAGE
+
     purge_test_queue()
     args = [sys.executable, "manage.py", "worker", "--loglevel=INFO"] + (["--beat"] if beat else [])
+    if model:
+        args.append(f"--model={model}")
     env = {**env, **extra} if env is not None else process_env(**extra)
-    return Proc(name, args, env, ready=" ready.", timeout=timeout, log_dir=log_dir)
+    return Proc(name, args, env, ready=READY_MESSAGE, timeout=timeout, log_dir=log_dir)
 
 
 def free_port() -> int:

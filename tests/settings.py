@@ -9,6 +9,8 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("CHANNELS_PREFIX", f"tutortest{RUN_ID}")
 os.environ.setdefault("CELERY_QUEUE", f"tutor-test-{RUN_ID}")
 os.environ.setdefault("TUTOR_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
+# The run's processes (this one, the servers and workers it starts) share one metrics folder.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ["TUTOR_VAR_DIR"], "metrics", RUN_ID))
 
 from tutor.settings import *  # noqa: E402,F403
 from tutor.settings import CACHES, DATABASES, VAR_DIR  # noqa: E402
@@ -30,3 +32,9 @@ else:
 # A worker or server started by a test reaches the test database under its test name.
 if os.environ.get("TUTOR_TEST_DB_NAME"):
     DATABASES["default"]["NAME"] = os.environ["TUTOR_TEST_DB_NAME"]
+
+# The checks' hard cap is a per-draft budget on a quiet worker (bench/quality.py measures
+# it); a test machine running the suite beside a model would hit it and say "not
+# checked". Tests of the cap set their own.
+TUTOR_CHECK_CAP_MS = 2000
+TUTOR_MATHS_BUDGET_MS = 1000

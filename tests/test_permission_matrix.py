@@ -29,6 +29,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from classrooms.models import Classroom, Membership
+from tests.classrooms.identity.world import add_identity_world
 from tests.conftest import make_person
 from tests.tutor.helpers import ask, draft, socket
 from tutor.routing import websocket_urlpatterns
@@ -63,6 +64,22 @@ TARGETS = {
         "classroom_id": w.foreign_classroom.id,
         "user_id": w.foreign_student.id,
     },
+    # Sign-in services and learning platforms (tests/classrooms/identity/world.py)
+    "school's sign-in": lambda w: {"sign_in_id": w.sign_in.id},
+    "other school's sign-in": lambda w: {"sign_in_id": w.foreign_sign_in.id},
+    "OIDC provider": lambda w: {"key": w.oidc.key},
+    "CAS service": lambda w: {"key": w.ent.key},
+    "registration address": lambda w: {"token": "not-a-registration-address"},
+    "platform's login": lambda w: {"registration_uuid": w.platform.registration.uuid},
+    "school's platform": lambda w: {"platform_id": w.platform.id},
+    "other school's platform": lambda w: {"platform_id": w.foreign_platform.id},
+    "school's deployment": lambda w: {"platform_id": w.platform.id, "deployment_id": w.deployment.id},
+    "other school's deployment": lambda w: {
+        "platform_id": w.foreign_platform.id,
+        "deployment_id": w.foreign_deployment.id,
+    },
+    "school's course": lambda w: {"link_id": w.course_link.id},
+    "other school's course": lambda w: {"link_id": w.foreign_course_link.id},
 }
 
 
@@ -146,7 +163,17 @@ MATRIX = {
         row("POST", "student's reply", "302 404 404 404 302 404 404 404 404 302"),
         row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404 404"),
     ],
+    "review_check": [
+        row("POST", "student's reply", "302 404 404 404 200 404 404 404 404 200", lambda w: {"text": "3 x 4 = 12"}),
+        row("POST", "stranger's reply", "302 404 404 404 404 200 404 404 404 404", lambda w: {"text": "3 x 4 = 12"}),
+        row("GET", "student's reply", "302 405 405 405 405 405 405 405 405 405"),
+    ],
     "review_stats": [row("GET", "-", "302 403 403 403 200 200 403 200 200 200")],
+    # Probes: no session needed, nothing personal said. /readyz is 503 here (no worker runs
+    # for the test's queue); /metrics is off until METRICS_TOKEN is set (tests/test_health.py).
+    "healthz": [row("GET", "-", "200 200 200 200 200 200 200 200 200 200")],
+    "readyz": [row("GET", "-", "503 503 503 503 503 503 503 503 503 503")],
+    "metrics": [row("GET", "-", "404 404 404 404 404 404 404 404 404 404")],
     # Accounts and language
     "login": [row("GET", "-", "200 302 302 302 302 302 302 302 302 302")],
     "logout": [
@@ -318,6 +345,77 @@ MATRIX = {
         row("GET", "-", "302 403 403 403 403 403 403 200 200 403"),
         row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"retention_days": 200}),
     ],
+    # Signing in with a school's services: anyone may start; a callback without the
+    # browser's own attempt is refused (403); the CAS server's sign-out POST needs its request.
+    "identity_sign_in": [
+        row("GET", "school's sign-in", "302 302 302 302 302 302 302 302 302 302"),
+        row("POST", "school's sign-in", "405 405 405 405 405 405 405 405 405 405"),
+    ],
+    "identity_oidc_callback": [row("GET", "OIDC provider", "403 403 403 403 403 403 403 403 403 403")],
+    "identity_cas_callback": [
+        row("GET", "CAS service", "403 403 403 403 403 403 403 403 403 403"),
+        row("POST", "CAS service", "400 400 400 400 400 400 400 400 400 400"),
+    ],
+    "identity_sign_in_methods": [row("GET", "-", "302 200 200 200 200 200 200 200 200 200")],
+    # The LTI tool's addresses: public, and refusing what no platform signed.
+    "identity_lti_jwks": [row("GET", "-", "200 200 200 200 200 200 200 200 200 200")],
+    "identity_lti_register": [row("GET", "registration address", "403 403 403 403 403 403 403 403 403 403")],
+    "identity_lti_login": [row("GET", "platform's login", "200 200 200 200 200 200 200 200 200 200")],
+    "identity_lti_launch": [
+        row("POST", "-", "403 403 403 403 403 403 403 403 403 403"),
+        row("GET", "-", "405 405 405 405 405 405 405 405 405 405"),
+    ],
+    "identity_lti_class_choose": [
+        row("POST", "-", "403 403 403 403 403 403 403 403 403 403", lambda w: {"token": "forged"}),
+        row("GET", "-", "405 405 405 405 405 405 405 405 405 405"),
+    ],
+    # School admins: their own school's services and platforms only
+    "identity_school_sign_in": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
+    "identity_school_sign_in_add": [
+        row(
+            "POST",
+            "-",
+            "302 403 403 403 403 403 403 302 302 403",
+            lambda w: {"protocol": "cas", "name": "ENT 2", "slug": "ent2", "server_url": "https://ent2.example/cas"},
+        ),
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"shared": w.oidc.id}),
+    ],
+    "identity_school_sign_in_rules": [
+        row("GET", "school's sign-in", "302 403 403 403 403 403 403 200 404 403"),
+        row("GET", "other school's sign-in", "302 403 403 403 403 403 403 404 200 403"),
+        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404 403", lambda w: {"enabled": "on"}),
+    ],
+    "identity_school_sign_in_test": [
+        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's sign-in", "302 403 403 403 403 403 403 404 302 403"),
+    ],
+    "identity_school_sign_in_remove": [
+        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's sign-in", "302 403 403 403 403 403 403 404 302 403"),
+    ],
+    "identity_school_platform_invite": [row("POST", "-", "302 403 403 403 403 403 403 302 302 403")],
+    "identity_school_platform": [
+        row("GET", "school's platform", "302 403 403 403 403 403 403 200 404 403"),
+        row("GET", "other school's platform", "302 403 403 403 403 403 403 404 200 403"),
+    ],
+    "identity_school_platform_test": [
+        row("POST", "school's platform", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's platform", "302 403 403 403 403 403 403 404 302 403"),
+    ],
+    "identity_school_platform_deployment": [
+        row("POST", "school's deployment", "302 403 403 403 403 403 403 302 404 403", lambda w: {"active": "off"}),
+        row(
+            "POST", "other school's deployment", "302 403 403 403 403 403 403 404 302 403", lambda w: {"active": "off"}
+        ),
+    ],
+    "identity_school_platform_remove": [
+        row("POST", "school's platform", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's platform", "302 403 403 403 403 403 403 404 302 403"),
+    ],
+    "identity_school_course_sync": [
+        row("POST", "school's course", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's course", "302 403 403 403 403 403 403 404 302 403"),
+    ],
 }
 
 # WebSocket routes: "yes" if the persona's socket is accepted.
@@ -382,7 +480,7 @@ def world(
     reply = draft(ask(student, classroom))
     stranger_reply = draft(ask(stranger_student, other_classroom))
     ask(foreign_student, foreign_classroom)
-    return SimpleNamespace(
+    world = SimpleNamespace(
         school=school,
         other_school=other_school,
         classroom=classroom,
@@ -404,6 +502,8 @@ def world(
         other_admin=other_admin,
         reviewer=reviewer,
     )
+    add_identity_world(world)
+    return world
 
 
 def _ask(client: Client, world, name: str, case, persona: str) -> int:

@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from classrooms.selectors import classrooms_reviewed_by
-from tutor import events, redis_watch, selectors, services
+from tutor import events, logs, metrics, redis_watch, selectors, services
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class JsonSocket(AsyncWebsocketConsumer):
     socket with CLOSE_TRY_AGAIN, so that the page reconnects and catches up.
     """
 
+    socket_kind = ""  # in the open-sockets metric
     closing = False  # the server closed (or refused) the socket: nothing more goes out
     session_until: datetime | None = None  # when the session stops signing this person in
     _session_timer: asyncio.Task | None = None
@@ -78,13 +79,24 @@ class JsonSocket(AsyncWebsocketConsumer):
                     return await self.close(code=CLOSE_TRY_AGAIN)
                 if not alive:
                     return await self.close(code=CLOSE_SIGNED_OUT)
-        # Everything sent (errors, flags, labels) in the person's language, as on their pages.
-        with translation.override(self.language()):
-            try:
-                await super().dispatch(message)
-            except DatabaseError:
-                log.warning("database unavailable for a %s event; the socket closes to reconnect", kind)
-                await self.close(code=CLOSE_TRY_AGAIN)
+        # Everything sent (errors, flags, labels) in the person's language, as on their pages;
+        # each frame or event under a request id of its own, which its tasks carry on.
+        token = logs.set_request_id(None)
+        try:
+            with translation.override(self.language()):
+                try:
+                    await super().dispatch(message)
+                except DatabaseError:
+                    log.warning("database unavailable for a %s event; the socket closes to reconnect", kind)
+                    await self.close(code=CLOSE_TRY_AGAIN)
+        finally:
+            logs.reset_request_id(token)
+
+    async def accept(self, subprotocol: str | None = None, headers: list | None = None) -> None:
+        await super().accept(subprotocol, headers)
+        if not getattr(self, "_counted", False):
+            self._counted = True
+            metrics.socket_opened(self.socket_kind)
 
     def language(self) -> str:
         """The account's language; else the language cookie or Accept-Language (as LocaleMiddleware)."""
@@ -144,6 +156,9 @@ class JsonSocket(AsyncWebsocketConsumer):
         self.closing = True
         if self._session_timer is not None:
             self._session_timer.cancel()
+        if getattr(self, "_counted", False):
+            self._counted = False
+            metrics.socket_closed(self.socket_kind)
         await super().websocket_disconnect(message)
 
     async def access_changed(self, event: dict) -> None:
@@ -204,6 +219,8 @@ class JsonSocket(AsyncWebsocketConsumer):
 
 class ChatConsumer(JsonSocket):
     """ws/chat/<conversation_id>/: a student's own conversation."""
+
+    socket_kind = "chat"
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -301,6 +318,8 @@ class ChatConsumer(JsonSocket):
 class ReviewConsumer(JsonSocket):
     """ws/review/: the live review queue of a teacher's classes."""
 
+    socket_kind = "review"
+
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.classroom_ids: set[int] = set()
@@ -340,7 +359,15 @@ class ReviewConsumer(JsonSocket):
             return replies, selectors.queue_header(classrooms_reviewed_by(self.user))
 
         queue, header = await _db(read)
-        await self.send_json({"type": "queue", "replies": queue, "classes": header})
+        drafting = await _db(self.drafting_status)
+        await self.send_json({"type": "queue", "replies": queue, "classes": header, "drafting": drafting})
+
+    async def frame_drafting(self, frame: dict) -> None:
+        """Whether the model can draft now (the page asks again while it cannot)."""
+        await self.send_json({"type": "drafting", "drafting": await _db(self.drafting_status)})
+
+    def drafting_status(self) -> dict:
+        return selectors.drafting_status_for(classrooms_reviewed_by(self.user).select_related("school"))
 
     async def review_changed(self, event: dict) -> None:
         try:

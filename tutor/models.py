@@ -85,6 +85,8 @@ class Message(models.Model):
     model_name = models.CharField(max_length=200, blank=True)
     generation_settings = models.JSONField(default=dict, blank=True)
     mean_token_prob = models.FloatField(null=True, blank=True)
+    # What tutor.checks found in draft_text (maths, language, loops), written with the draft.
+    checks = models.JSONField(default=dict, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     draft_started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)  # the drafting worker is alive

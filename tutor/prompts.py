@@ -12,8 +12,18 @@ from tutor.selectors import student_visible_text
 LANGUAGE_RULE = "Always answer in the same language as the student's last message."
 
 
-def tutor_instructions(classroom: Classroom, *, instruction: str = "") -> str:
-    """The class's tutor, as its teachers set it, in one system message."""
+VERIFIED_WORKING = (
+    "Verified working, computed exactly by a calculator, for you the tutor (the student has not seen it; "
+    "guide them towards it step by step): {facts}"
+)
+
+
+def tutor_instructions(classroom: Classroom, *, instruction: str = "", facts: str = "", automatic: str = "") -> str:
+    """The class's tutor, as its teachers set it, in one system message.
+
+    `instruction` is the teacher's (a regenerate request); `automatic` the checks' one
+    retry instruction (tutor.checks.retry_instruction); `facts` verified working for the
+    question (tutor.checks.DraftContext.facts)."""
     parts = [classroom.tutor_instructions.strip()]
     if classroom.subject:
         parts.append(f"Subject: {classroom.subject}.")
@@ -24,12 +34,23 @@ def tutor_instructions(classroom: Classroom, *, instruction: str = "") -> str:
     else:
         parts.append(LANGUAGE_RULE)
     parts.append(f"Keep each reply under {classroom.max_reply_words} words.")
+    if facts:
+        parts.append(VERIFIED_WORKING.format(facts=facts))
     if instruction:
         parts.append(f"The teacher asks for this reply: {instruction}")
+    if automatic:
+        parts.append(automatic)
     return "\n".join(p for p in parts if p)
 
 
-def build_prompt(reply: Message, *, count_tokens: Callable[[list[dict]], int], max_prompt_tokens: int) -> list[dict]:
+def build_prompt(
+    reply: Message,
+    *,
+    count_tokens: Callable[[list[dict]], int],
+    max_prompt_tokens: int,
+    facts: str = "",
+    automatic: str = "",
+) -> list[dict]:
     """The chat the model continues to draft `reply`.
 
     The class's instructions, then this one conversation as its student saw it (their
@@ -43,7 +64,9 @@ def build_prompt(reply: Message, *, count_tokens: Callable[[list[dict]], int], m
     question = reply.in_reply_to
     system = {
         "role": "system",
-        "content": tutor_instructions(conversation.classroom, instruction=reply.regenerate_instruction),
+        "content": tutor_instructions(
+            conversation.classroom, instruction=reply.regenerate_instruction, facts=facts, automatic=automatic
+        ),
     }
     turns: list[dict] = []
     earlier = (

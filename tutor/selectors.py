@@ -14,14 +14,14 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib import auth
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, Membership, User
 from classrooms.selectors import classroom_model, classrooms_reviewed_by, declared_models, model_label
-from tutor import triage
+from tutor import checks, triage
 from tutor.measures import percentile
 from tutor.models import Conversation, Message
 from tutor.rendering import render_markdown
@@ -111,18 +111,34 @@ def messages_for_student(conversation: Conversation, since_version: int = 0) -> 
     return [student_view(m) for m in messages]
 
 
-def review_queue(user: User) -> QuerySet[Message]:
-    """Replies a teacher has to act on in their classes: a distressed student's first,
-    then the oldest question first. A group appears once, as its lead."""
-    return (
+def review_priority(reply: Message) -> list:
+    """Where a reply stands in the review queue, as a list that sorts ascending: a
+    distressed student's first, then drafts whose maths is wrong, then the oldest question.
+
+    The one ordering rule: the queue page, the socket's queue and review.js's live
+    insertion all sort by it (it travels in reviewer_view as "priority")."""
+    check_flags = (reply.checks or {}).get("flags", ())
+    return [
+        0 if reply.distressed else 1,
+        0 if triage.MATHS_ERROR in check_flags else 1,
+        reply.created_at.isoformat(),
+        reply.pk,
+    ]
+
+
+def review_queue(user: User) -> list[Message]:
+    """Replies a teacher has to act on in their classes, in review_priority order. A group
+    appears once, as its lead."""
+    replies = (
         Message.objects.filter(
             sender=Message.Sender.TUTOR,
             status__in=REVIEWABLE_STATUSES,
             conversation__classroom__in=classrooms_reviewed_by(user),
         )
         .select_related("conversation__classroom", "conversation__student", "in_reply_to", "claimed_by")
-        .order_by("-distressed", "created_at", "id")
+        .order_by("created_at", "id")
     )
+    return sorted(replies, key=review_priority)
 
 
 def reply_for_reviewer(user: User, reply_id: int) -> Message:
@@ -215,12 +231,36 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
                 mean_token_prob=reply.mean_token_prob,
                 distressed=reply.distressed,
                 max_words=conversation.classroom.max_reply_words,
-            )
+                checks=reply.checks,
+            ),
+            reply.checks,
         ),
+        "checks": checks.summary(reply.checks) if reply.draft_text else checks.summary({}),
+        "priority": review_priority(reply),
         "group": _group_view(reply),
         "claimed_by": str(holder) if holder is not None else "",
         "claimed_by_me": holder is not None and viewer is not None and holder.pk == viewer.pk,
         "words": triage.word_count(reply.draft_text),
+    }
+
+
+def edited_draft_checks(reply: Message, text: str) -> dict:
+    """The card's flags and checks line for a teacher's edit of the draft, before they
+    approve it: the same checks as the worker's, on the edited text (no new draft)."""
+    text = (text or "").strip()[: settings.TUTOR_MAX_MESSAGE_CHARS * 2]
+    found = checks.run_checks(text, checks.context_for(reply)) if text else {}
+    codes = triage.draft_flags(
+        draft=text,
+        mean_token_prob=reply.mean_token_prob if text == reply.draft_text.strip() else None,
+        distressed=reply.distressed,
+        max_words=reply.conversation.classroom.max_reply_words,
+        checks=found,
+    )
+    return {
+        "id": reply.pk,
+        "flags": triage.flag_views(codes, found),
+        "checks": checks.summary(found),
+        "words": triage.word_count(text),
     }
 
 
@@ -241,6 +281,7 @@ class QueueSnapshot:
     review_seconds: float  # recent mean time from opening a draft to deciding it
     reviewers: int  # reviewers active in the class lately (at least 1)
     draft_seconds: float  # recent mean time from asking to a finished draft
+    model: dict | None = None  # tutor.workers.model_status: can the model draft now?
 
 
 def _mean(values: list[float], default: float) -> float:
@@ -250,11 +291,20 @@ def _mean(values: list[float], default: float) -> float:
 def queue_snapshot(classroom_id: int, now: datetime | None = None) -> QueueSnapshot:
     now = now or timezone.now()
     tutor_replies = Message.objects.filter(conversation__classroom_id=classroom_id, sender=Message.Sender.TUTOR)
-    units = list(
-        tutor_replies.filter(status__in=REVIEWABLE_STATUSES)
-        .order_by("-distressed", "created_at", "id")
-        .values("id", "status", "queued_at", "created_at", "claimed_by_id", "claimed_until")
+    pending = tutor_replies.filter(status__in=REVIEWABLE_STATUSES).only(
+        "id", "status", "queued_at", "created_at", "claimed_by_id", "claimed_until", "distressed", "checks"
     )
+    units = [
+        {
+            "id": r.pk,
+            "status": r.status,
+            "queued_at": r.queued_at,
+            "created_at": r.created_at,
+            "claimed_by_id": r.claimed_by_id,
+            "claimed_until": r.claimed_until,
+        }
+        for r in sorted(pending, key=review_priority)
+    ]
     for unit in units:
         unit["open"] = bool(unit["claimed_by_id"] and unit["claimed_until"] and unit["claimed_until"] >= now)
     recent = tutor_replies.filter(reviewed_at__gte=now - WAIT_HISTORY).order_by("-reviewed_at")
@@ -279,7 +329,28 @@ def queue_snapshot(classroom_id: int, now: datetime | None = None) -> QueueSnaps
         review_seconds=_mean(review_samples, settings.TUTOR_DEFAULT_REVIEW_SECONDS),
         reviewers=max(1, len(reviewers)),
         draft_seconds=_mean(draft_samples, settings.TUTOR_DEFAULT_DRAFT_SECONDS),
+        model=drafting_status(
+            [classroom_model(c) for c in Classroom.objects.select_related("school").filter(pk=classroom_id)]
+        ),
     )
+
+
+_WORST_FIRST = ("none", "stalled", "loading", "unknown", "ready")
+
+
+def drafting_status(model_keys: list[str] | None = None) -> dict:
+    """Whether these models (default: the deployment's default model) can draft now, from
+    the workers' heartbeats: the least ready of them, as "ready", "loading" (with
+    `eta_s`), "stalled", "none", or "unknown" when Redis does not answer."""
+    from tutor import workers
+
+    statuses = [workers.model_status(key) for key in (model_keys or [workers.default_model()])]
+    return min(statuses, key=lambda s: _WORST_FIRST.index(s["state"]) if s["state"] in _WORST_FIRST else 3)
+
+
+def drafting_status_for(classrooms: Iterable[Classroom]) -> dict:
+    """drafting_status of the models that draft these classes' replies."""
+    return drafting_status(sorted({classroom_model(c) for c in classrooms}))
 
 
 def wait_estimate(reply: Message, snapshot: QueueSnapshot) -> int:
@@ -300,8 +371,26 @@ def wait_estimate(reply: Message, snapshot: QueueSnapshot) -> int:
     if unit is None or unit["status"] in (Message.Status.QUEUED, Message.Status.DRAFTING):
         queued_at = (unit and unit["queued_at"]) or snapshot.now
         draft_left = max(1.0, snapshot.draft_seconds - (snapshot.now - queued_at).total_seconds())
+        if unit is not None and unit["status"] == Message.Status.QUEUED and _model_state(snapshot) == "loading":
+            draft_left += snapshot.model.get("eta_s") or 0  # the model first finishes loading
     queue_left = ahead * snapshot.review_seconds / snapshot.reviewers
     return max(1, round(max(draft_left, queue_left) + own * snapshot.review_seconds))
+
+
+def _model_state(snapshot: QueueSnapshot) -> str:
+    return (snapshot.model or {}).get("state") or "unknown"
+
+
+def wait_entry(reply: Message, snapshot: QueueSnapshot) -> dict:
+    """What a waiting student's page shows for one reply: the estimated seconds and, while
+    its draft is not written yet and the model cannot write it ("loading" or "none"), why,
+    with the model's estimated loading time. Numbers and states only, never text."""
+    entry = {"reply_id": reply.pk, "seconds": wait_estimate(reply, snapshot)}
+    state = _model_state(snapshot)
+    if reply.status in (Message.Status.QUEUED, Message.Status.DRAFTING) and state in ("loading", "none", "stalled"):
+        entry["model"] = "loading" if state == "loading" else "none"
+        entry["model_eta_s"] = snapshot.model.get("eta_s")
+    return entry
 
 
 def class_wait_estimates(classroom_id: int, conversation_ids: list[int] | None = None) -> dict[int, list[dict]]:
@@ -317,15 +406,13 @@ def class_wait_estimates(classroom_id: int, conversation_ids: list[int] | None =
     if pending:
         snapshot = queue_snapshot(classroom_id)
         for reply in pending:
-            estimates.setdefault(reply.conversation_id, []).append(
-                {"reply_id": reply.pk, "seconds": wait_estimate(reply, snapshot)}
-            )
+            estimates.setdefault(reply.conversation_id, []).append(wait_entry(reply, snapshot))
     return estimates
 
 
 def wait_estimates(conversation: Conversation) -> list[dict]:
-    """For each reply the student still waits for: its id and the estimated seconds.
-    Numbers only, never text."""
+    """For each reply the student still waits for: `wait_entry` (its id, the estimated
+    seconds, and whether the model is loading or absent). Numbers only, never text."""
     pending = list(
         conversation.messages.filter(sender=Message.Sender.TUTOR, status__in=PENDING_STATUSES)
         .select_related("group")
@@ -334,7 +421,7 @@ def wait_estimates(conversation: Conversation) -> list[dict]:
     if not pending:
         return []
     snapshot = queue_snapshot(conversation.classroom_id)
-    return [{"reply_id": r.pk, "seconds": wait_estimate(r, snapshot)} for r in pending]
+    return [wait_entry(r, snapshot) for r in pending]
 
 
 def queue_header(classrooms: Iterable[Classroom]) -> list[dict]:
@@ -395,6 +482,27 @@ def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
         "wait_p95_s": percentile(waits, 0.95),
         "review_p50_s": percentile(reviews, 0.5),
         "review_p95_s": percentile(reviews, 0.95),
+    }
+
+
+def owed_drafts() -> dict:
+    """The whole platform's pending replies, by state, and how long the oldest reply that
+    still needs a draft (queued or drafting) has waited. Numbers only (for /readyz and
+    the metrics)."""
+    counts = dict(
+        Message.objects.filter(sender=Message.Sender.TUTOR, status__in=PENDING_STATUSES)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    by_state = {str(status): counts.get(status, 0) for status in PENDING_STATUSES}
+    oldest = Message.objects.filter(
+        sender=Message.Sender.TUTOR, status__in=(Message.Status.QUEUED, Message.Status.DRAFTING)
+    ).aggregate(at=Min("queued_at"))["at"]
+    return {
+        "by_state": by_state,
+        "owed": by_state[Message.Status.QUEUED] + by_state[Message.Status.DRAFTING],
+        "oldest_owed_s": round((timezone.now() - oldest).total_seconds()) if oldest else None,
     }
 
 

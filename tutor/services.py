@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from classrooms.models import Classroom, User
 from classrooms.selectors import classroom_model
 from classrooms.services import audit_record
-from tutor import events, grouping, model_settings, triage
+from tutor import events, grouping, metrics, model_settings, triage
 from tutor.models import Conversation, Message, QuestionGroup
 from tutor.selectors import PENDING_STATUSES, class_wait_estimates, reply_model_key, student_view
 from tutor.text import clean_text
@@ -91,6 +91,7 @@ def _send_draft_task(reply_id: int, attempt: int, model_key: str) -> None:
 def _after_commit_enqueue_draft(reply: Message) -> None:
     reply_id, attempt, model_key = reply.id, reply.draft_attempt, reply_model_key(reply)
     transaction.on_commit(lambda: _send_draft_task(reply_id, attempt, model_key))
+    transaction.on_commit(lambda: metrics.draft_event("queued"))
 
 
 def draft_send(*, reply_id: int, attempt: int) -> str:
@@ -227,6 +228,7 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
         if not (reply.question_key and _join_same_text(reply)):
             _after_commit_enqueue_draft(reply)
         _after_commit_notify(reply)
+    log.info("question %s asked in conversation %s; reply %s queued", question.pk, conversation.pk, reply.pk)
     return question, True
 
 
@@ -361,6 +363,7 @@ def draft_start(*, reply_id: int, attempt: int) -> Message | None:
     )
     if not claimed:
         return None
+    metrics.draft_event("started")
     reply = Message.objects.select_related("conversation__classroom", "in_reply_to").get(pk=reply_id)
     transaction.on_commit(lambda: events.review_item_changed(reply.conversation.classroom_id, reply_id))
     return reply
@@ -379,21 +382,34 @@ def draft_finish(
     model_name: str,
     generation_settings: dict,
     mean_token_prob: float | None = None,
+    checks: dict | None = None,
+    discarded: list[dict] | None = None,
 ) -> bool:
-    """Save the finished draft for review. False if the reply moved on meanwhile."""
+    """Save the finished draft for review. False if the reply moved on meanwhile.
+
+    `checks`: what tutor.checks found in `text`. `discarded`: drafts the pipeline made and
+    replaced by itself (the automatic retry), kept in the reply's history."""
     with transaction.atomic():
+        changes = {}
+        if discarded:
+            history = Message.objects.filter(pk=reply_id).values_list("previous_drafts", flat=True).first() or []
+            changes["previous_drafts"] = list(history) + discarded
         saved = Message.objects.filter(pk=reply_id, draft_attempt=attempt, status=Message.Status.DRAFTING).update(
             status=Message.Status.AWAITING_REVIEW,
             draft_text=clean_text(text),
             model_name=model_name[:200],
             generation_settings=generation_settings,
             mean_token_prob=mean_token_prob,
+            checks=checks or {},
             drafted_at=timezone.now(),
             failure="",
+            **changes,
         )
         if saved:
             reply = Message.objects.select_related("conversation").get(pk=reply_id)
             _after_commit_notify(reply, student=False)
+            waited = (reply.drafted_at - reply.created_at).total_seconds()
+            transaction.on_commit(lambda: metrics.draft_finished(waited_s=waited))
     return bool(saved)
 
 
@@ -404,6 +420,7 @@ def draft_fail(*, reply_id: int, attempt: int, reason: str) -> bool:
             pk=reply_id, draft_attempt=attempt, status__in=(Message.Status.QUEUED, Message.Status.DRAFTING)
         ).update(status=Message.Status.FAILED, failure=reason[:300])
         if saved:
+            transaction.on_commit(lambda: metrics.draft_event("failed"))
             reply = Message.objects.select_related("conversation").get(pk=reply_id)
             _after_commit_notify(reply, student=False)
     return bool(saved)
@@ -457,6 +474,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
     for reply in lost:
         Message.objects.filter(pk=reply.pk, draft_attempt=reply.draft_attempt).update(queued_at=now)
         _after_commit_enqueue_draft(reply)
+        metrics.draft_requeued("lost")
         count += 1
     silent = Message.objects.filter(
         sender=Message.Sender.TUTOR,
@@ -472,6 +490,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
                 reply.refresh_from_db()
                 _after_commit_enqueue_draft(reply)
                 _after_commit_notify(reply, student=False)
+                metrics.draft_requeued("silent")
                 count += 1
     # Members of a group whose lead is gone (its conversation deleted) or was decided
     # without them: each is drafted on its own.
@@ -489,6 +508,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
                 reply.refresh_from_db()
                 _after_commit_enqueue_draft(reply)
                 _after_commit_notify(reply, student=False)
+                metrics.draft_requeued("orphaned")
                 count += 1
     if count:
         log.warning("re-queued %d draft(s) that nobody was working on", count)
@@ -565,6 +585,10 @@ def _decide(reply: Message, reviewer: User, *, status: str, decision: str, final
         if not won:
             raise _refusal(reply.pk, reviewer)
         reply = Message.objects.select_related("conversation__classroom__school").get(pk=reply.pk)
+        waited = (now - reply.created_at).total_seconds()
+        transaction.on_commit(
+            lambda: metrics.reply_decided(decision=decision, waited_s=waited, review_s=review_seconds)
+        )
         classroom = reply.conversation.classroom
         group = QuestionGroup.objects.filter(lead=reply).first()
         details = {"classroom": classroom.id}
@@ -627,6 +651,7 @@ def _take_group_draft(member: Message) -> Message:
         model_key=lead.model_key,
         model_name=lead.model_name,
         mean_token_prob=lead.mean_token_prob,
+        checks=lead.checks,
         drafted_at=lead.drafted_at,
         group=None,
         group_opt_out=True,
@@ -696,6 +721,7 @@ def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -
             status=Message.Status.QUEUED,
             draft_attempt=F("draft_attempt") + 1,
             draft_text="",
+            checks={},
             failure="",
             previous_drafts=history,
             regenerate_instruction=instruction,

@@ -52,13 +52,23 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "axes",
+    "lti_tool",  # django-lti: LTI 1.3 registrations, deployments, course contexts, tool keys
+    "django_cas_ng",  # its CAS session tickets, for single sign-out
     "classrooms",
+    "classrooms.identity",
     "tutor",
 ]
 
 MIDDLEWARE = [
+    # First: probes (/healthz, /readyz, /metrics) are answered before host checks and the
+    # HTTPS redirect, so that a local supervisor or scraper can reach them (tutor/health.py).
+    "tutor.health.ProbeMiddleware",
+    "tutor.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Above the session and CSRF middleware: rewrites their cookies and the frame policy
+    # on the way out, for sessions opened by an LTI launch only.
+    "classrooms.identity.middleware.PlatformFrameMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -117,7 +127,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    # Sessions opened through a school's sign-in service or an LTI launch.
+    "classrooms.identity.backends.SignInServiceBackend",
+]
 AXES_FAILURE_LIMIT = int(env("AXES_FAILURE_LIMIT", "10"))
 AXES_COOLOFF_TIME = 0.25  # hours: a locked-out pupil can try again after 15 minutes
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -185,14 +200,30 @@ CHANNEL_LAYERS = {
 }
 
 # The shared cache: limits that must hold across web processes (the join-code throttle).
+# Sign-in flows keep their one-time state (LTI nonces, provider discovery) in "identity".
+# Both in Redis, shared by every web process; their clear() removes only their own keys.
 CACHES = {
     "default": {
         "BACKEND": "tutor.cache.PrefixedRedisCache",
         "LOCATION": env("CACHE_URL", REDIS_URL),
         "KEY_PREFIX": env("CACHE_PREFIX", "tutor-cache"),
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-    }
+    },
+    "identity": {
+        "BACKEND": "tutor.cache.PrefixedRedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("CHANNELS_PREFIX", "tutor") + "-identity",
+        "TIMEOUT": 3600,
+    },
 }
+
+# Signing in with a school's accounts (classrooms/identity): OpenID Connect, CAS, LTI 1.3.
+IDENTITY_CLOCK_LEEWAY_SECONDS = int(env("TUTOR_IDENTITY_CLOCK_LEEWAY", "60"))
+IDENTITY_HTTP_TIMEOUT_SECONDS = float(env("TUTOR_IDENTITY_HTTP_TIMEOUT", "10"))
+IDENTITY_ROSTER_SYNC_SECONDS = int(env("TUTOR_LTI_ROSTER_SYNC_SECONDS", "900"))
+OIDC_TIMEOUT = IDENTITY_HTTP_TIMEOUT_SECONDS  # mozilla-django-oidc's requests to providers
+OIDC_VERIFY_SSL = env_bool("TUTOR_IDENTITY_VERIFY_TLS", True)
+CAS_VERIFY_SSL_CERTIFICATE = OIDC_VERIFY_SSL
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
@@ -204,6 +235,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # the database-driven reconciler (requeue_stuck_drafts) handles what the broker loses.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "tutor")
+# Periodic housekeeping (the reconciler, retention, and any periodic task added to the
+# schedule below) has a queue of its own, served by a small worker without the model, so
+# that it never waits behind drafts (`manage.py worker --beat` or `--housekeeping`).
+CELERY_HOUSEKEEPING_QUEUE = env("CELERY_HOUSEKEEPING_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-housekeeping")
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-drafts": {
@@ -211,7 +246,24 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("TUTOR_RECONCILE_SECONDS", "30")),
     },
     "delete-expired-conversations": {"task": "tutor.delete_expired_conversations", "schedule": 3600.0},
+    "sync-course-rosters": {"task": "identity.sync_course_rosters", "schedule": 300.0},
 }
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _entry.setdefault("options", {})["queue"] = CELERY_HOUSEKEEPING_QUEUE
+CELERY_TASK_ROUTES = {
+    "inference.requeue_stuck_drafts": {"queue": CELERY_HOUSEKEEPING_QUEUE},
+    "tutor.delete_expired_conversations": {"queue": CELERY_HOUSEKEEPING_QUEUE},
+}
+# Logs go through LOGGING below (JSON in production), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Workers publish a heartbeat in Redis (tutor/workers.py): /readyz and the waiting messages
+# read it. The supervisor (`manage.py worker`) restarts a Celery process whose queue loop
+# has not turned for TUTOR_WORKER_STUCK_SECONDS while Redis answers (issue: Celery can log
+# "Unrecoverable error" after a Redis restart and then hang instead of exiting).
+TUTOR_REDIS_PREFIX = env("TUTOR_REDIS_PREFIX", env("CHANNELS_PREFIX", "tutor"))
+TUTOR_WORKER_BEAT_SECONDS = float(env("TUTOR_WORKER_BEAT_SECONDS", "2"))
+TUTOR_WORKER_STUCK_SECONDS = float(env("TUTOR_WORKER_STUCK_SECONDS", "60"))
 
 # The model of a deployment that declares only one (tutor/model_settings.py): the embedded
 # SmolLM2 unless these say otherwise. TUTOR_MODEL_BACKEND=openai points it at a server.
@@ -260,12 +312,69 @@ TUTOR_CLAIM_SECONDS = 90  # a reviewer who opens a draft holds it this long, ren
 TUTOR_GROUP_SIMILARITY = float(env("TUTOR_GROUP_SIMILARITY", "0.85"))  # cosine; 0 turns grouping by meaning off
 TUTOR_DEFAULT_REVIEW_SECONDS = 20.0  # a review's length in wait estimates until a class has its own
 TUTOR_DEFAULT_DRAFT_SECONDS = 8.0  # a draft's length in wait estimates until a class has its own
+# Checks on every draft before its card turns ready (tutor/checks.py, bench/quality.py).
+TUTOR_CHECK_CAP_MS = float(env("TUTOR_CHECK_CAP_MS", "100"))  # hard cap per draft: past it, "not checked"
+TUTOR_MATHS_BUDGET_MS = float(env("TUTOR_MATHS_BUDGET_MS", "50"))  # the maths checker's share of it
+# One automatic new draft when a draft is in the wrong language or loops (then it is flagged).
+TUTOR_AUTO_REGENERATE = env_bool("TUTOR_AUTO_REGENERATE", True)
+# Hand the model the exact result of the question's equation or computation, as verified
+# working for the tutor only. Off: measured with bench/quality.py --facts, it did not help
+# the embedded model (see README).
+TUTOR_VERIFIED_FACTS = env_bool("TUTOR_VERIFIED_FACTS", False)
 
+# Health and metrics (tutor/health.py, tutor/metrics.py). /metrics answers 404 until
+# METRICS_TOKEN is set; then it wants "Authorization: Bearer <token>". Every process of
+# the machine (web servers, workers) writes its figures to one folder, which /metrics sums.
+METRICS_TOKEN = env("METRICS_TOKEN", "")
+METRICS_DIR = env("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR  # read by prometheus_client when it is imported
+Path(METRICS_DIR).mkdir(parents=True, exist_ok=True)
+
+# Logs: one JSON object per line in production (LOG_FORMAT=plain for people), each with
+# the request or task id (tutor/logs.py). Never a student's or a draft's text at INFO or
+# above (tests/test_logs.py). 4xx answers are not errors: django.request logs 5xx only.
+LOG_FORMAT = env("LOG_FORMAT", "json" if PRODUCTION else "plain")
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "filters": {
+        "request_id": {"()": "tutor.logs.RequestIdFilter"},
+        "quiet_server": {"()": "tutor.logs.QuietServerFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {
+            "()": "tutor.logs.json_formatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(process)d",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+            "timestamp": False,
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's own default config prints django.* a second time in DEBUG: one handler only.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.request": {"level": "ERROR"},
+        "django.channels.server": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        # uvicorn's handler replaced by ours, so that its lines are JSON too; without the
+        # lines each socket adds (opened, closed; a refusal once, not twice). Its access
+        # log stays as uvicorn sets it (off with --no-access-log: nginx logs each request).
+        # (Not "uvicorn" itself: configuring it would switch uvicorn.access back on.)
+        "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False, "filters": ["quiet_server"]},
+        "celery": {"level": "INFO"},
+    },
 }
+
+# Optional error reports to a Sentry (or GlitchTip) server: set SENTRY_DSN. Bodies,
+# cookies, local variables and query strings are scrubbed before anything is sent.
+SENTRY_DSN = env("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from tutor.logs import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=env("SENTRY_ENVIRONMENT", "production" if PRODUCTION else "development"))

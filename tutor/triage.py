@@ -10,18 +10,28 @@ import unicodedata
 
 from django.utils.translation import gettext_lazy as _
 
-# Codes in the order a reviewer should care about them.
+# Codes in the order a reviewer should care about them (FLAG_ORDER).
 DISTRESSED = "distressed"
+MATHS_ERROR = "maths_error"
+WRONG_LANGUAGE = "wrong_language"
+REPEATS = "repeats"
 GIVES_ANSWER = "gives_answer"
 UNSURE = "unsure"
 LONG = "long"
 
+FLAG_ORDER = (DISTRESSED, MATHS_ERROR, WRONG_LANGUAGE, REPEATS, GIVES_ANSWER, UNSURE, LONG)
+
 FLAG_LABELS = {
     DISTRESSED: _("The student may be upset"),
-    GIVES_ANSWER: _("May give away the answer"),
+    MATHS_ERROR: _("Wrong maths"),
+    WRONG_LANGUAGE: _("Not in the student's language"),
+    REPEATS: _("Repeats itself"),
+    GIVES_ANSWER: _("Gives the answer"),
     UNSURE: _("The model was unsure"),
     LONG: _("Long"),
 }
+# When only the wording suggests it (no exercise the checker could solve), a guess.
+GIVES_ANSWER_GUESS_LABEL = _("May give away the answer")
 
 # Below this mean token probability the model was guessing more than usual.
 UNSURE_BELOW = 0.5
@@ -109,19 +119,37 @@ def word_count(text: str) -> int:
     return len((text or "").split())
 
 
-def draft_flags(*, draft: str, mean_token_prob: float | None, distressed: bool, max_words: int) -> list[str]:
-    """The codes of what to check in a draft, most important first."""
-    codes = []
+def draft_flags(
+    *, draft: str, mean_token_prob: float | None, distressed: bool, max_words: int, checks: dict | None = None
+) -> list[str]:
+    """The codes of what to check in a draft, in FLAG_ORDER.
+
+    `checks` is what tutor.checks.run_checks found in this very text: its flags are taken
+    as they are, and its exact "gives the answer" decision (the draft states the value of
+    the student's own exercise, or does not) replaces the wording guess when it has one.
+    """
+    checks = checks or {}
+    codes = set(c for c in checks.get("flags", ()) if c in FLAG_LABELS)
     if distressed:
-        codes.append(DISTRESSED)
-    if draft and seems_to_give_answer(draft):
-        codes.append(GIVES_ANSWER)
+        codes.add(DISTRESSED)
+    exact = checks.get("gives_answer")
+    if exact is True or (exact is None and draft and seems_to_give_answer(draft)):
+        codes.add(GIVES_ANSWER)
     if draft and mean_token_prob is not None and mean_token_prob < UNSURE_BELOW:
-        codes.append(UNSURE)
+        codes.add(UNSURE)
     if draft and word_count(draft) > max(20, LONG_SHARE * max_words):
-        codes.append(LONG)
-    return codes
+        codes.add(LONG)
+    return [code for code in FLAG_ORDER if code in codes]
 
 
-def flag_views(codes: list[str]) -> list[dict]:
-    return [{"code": code, "label": str(FLAG_LABELS[code])} for code in codes]
+def flag_views(codes: list[str], checks: dict | None = None) -> list[dict]:
+    """Codes with their labels, in the reader's language. "gives_answer" says "gives" when
+    the checker decided it exactly, "may give" when it is a guess from the wording."""
+    exact = (checks or {}).get("gives_answer") is True
+    return [
+        {
+            "code": code,
+            "label": str(GIVES_ANSWER_GUESS_LABEL if code == GIVES_ANSWER and not exact else FLAG_LABELS[code]),
+        }
+        for code in codes
+    ]

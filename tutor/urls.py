@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from tutor import views
+from classrooms.identity import views as identity_views
+from tutor import health, views
 
 handler500 = views.server_error
 
@@ -21,9 +22,17 @@ urlpatterns = [
     path("review/<int:reply_id>/regenerate/", views.review_regenerate, name="review_regenerate"),
     path("review/<int:reply_id>/claim/", views.review_claim, name="review_claim"),
     path("review/<int:reply_id>/split/", views.review_split, name="review_split"),
+    path("review/<int:reply_id>/check/", views.review_check, name="review_check"),
     path("review/stats/", views.review_stats, name="review_stats"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Signing out also ends the session at the school's sign-in service, where it has one.
+    path("accounts/logout/", identity_views.sign_out, name="logout"),
     path("", include("classrooms.urls")),
+    path("", include("classrooms.identity.urls")),
     path("operator/", admin.site.urls),
+    # Answered by tutor.health.ProbeMiddleware before the rest of the chain; listed here
+    # so that they can be reversed and are checked with every other route.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
 ]

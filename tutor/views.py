@@ -93,7 +93,12 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "tutor/review_queue.html",
-        {"replies": replies, "classrooms": classrooms, "queue_header": selectors.queue_header(classrooms)},
+        {
+            "replies": replies,
+            "classrooms": classrooms,
+            "queue_header": selectors.queue_header(classrooms),
+            "drafting": selectors.drafting_status_for(classrooms.select_related("school")),
+        },
     )
 
 
@@ -193,6 +198,18 @@ def review_claim(request: HttpRequest, reply_id: int) -> JsonResponse:
             "claimed_until": reply.claimed_until.isoformat() if reply.claimed_until else None,
         }
     )
+
+
+@login_required
+@require_POST
+def review_check(request: HttpRequest, reply_id: int) -> JsonResponse:
+    """The flags and checks line of the teacher's edit of a draft, as they type: the same
+    checks as the worker's, on their text. Changes nothing."""
+    reply = selectors.reply_for_reviewer(request.user, reply_id)
+    text = request.POST.get("text", "")
+    if len(text) > services.settings.TUTOR_MAX_MESSAGE_CHARS * 2:
+        return JsonResponse({"error": _("The reply is too long.")}, status=400)
+    return JsonResponse({"reply": selectors.edited_draft_checks(reply, text)})
 
 
 @login_required

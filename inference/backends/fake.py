@@ -23,7 +23,11 @@ class FakeEngine:
     def draft(self, job: DraftJob) -> Draft:
         started = time.monotonic()
         question = next((m["content"] for m in reversed(job.messages) if m["role"] == "user"), "")
-        text = self.reply or f"What do you already know about this? Think about: {question[:200]}"
+        # Not the question quoted back: the draft checks would take that for an echo.
+        text = self.reply or (
+            f"What do you already know about this? Your question has {len(question.split())} words: "
+            "pick the one that matters most, and tell me what you would try first."
+        )
         words = text.split()[: job.max_new_tokens]
         out: list[str] = []
         first = None

@@ -35,6 +35,11 @@ How it works
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from inference.convert import Progress
+
 import bisect
 import itertools
 import json
@@ -279,11 +284,13 @@ def _resolve_device(name: str) -> torch.device:
 
 class TransformersEngine:
     """See the module docstring. Config keys: MODEL, GGUF_FILE, DEVICE, DTYPE, QUANT,
-    MAX_NEW_TOKENS, MAX_BATCH, CACHE_DIR, THREADS."""
+    MAX_NEW_TOKENS, MAX_BATCH, CACHE_DIR, THREADS. `progress(phase, fraction)` hears how
+    far loading is: "converting" (a GGUF's first load), "reading", "calibrating"."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, progress: Progress | None = None):
         started = time.monotonic()
         self.config = dict(config)
+        self._progress = progress or (lambda phase, fraction=None: None)
         threads = int(config.get("THREADS") or 0) or (os.cpu_count() or 1)
         torch.set_num_threads(threads)
         self.device = _resolve_device(str(config.get("DEVICE") or "auto"))
@@ -361,11 +368,14 @@ class TransformersEngine:
         from transformers import AutoConfig, AutoTokenizer
 
         if source.gguf is not None:
-            folder = str(convert_gguf(source.gguf, self.config.get("CACHE_DIR"), log=log.warning))
+            folder = str(
+                convert_gguf(source.gguf, self.config.get("CACHE_DIR"), log=log.warning, progress=self._progress)
+            )
             self.cache_folder = folder
         else:
             folder = _local_folder(source.hf)
             self.cache_folder = None
+        self._progress("reading", None)
         # The tokenizer loads in another thread while the weights are read and packed.
         tok_box: dict = {}
 
@@ -527,6 +537,7 @@ class TransformersEngine:
             self.row_counts = known[key]
             self.batch_invariant = max(self.row_counts) >= self.max_batch
             return
+        self._progress("calibrating", None)
         gen = torch.Generator().manual_seed(1234)
         with torch.inference_mode():
             xs = [torch.randn(top, k, generator=gen, dtype=self.act_dtype) for k in in_dims]

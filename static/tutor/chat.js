@@ -120,20 +120,32 @@
   }
 
   // How long the teacher will likely take, from the server's estimate (seconds only).
+  // While the model is loading or absent, say so, and ask again every few seconds.
+  const lang = document.documentElement.lang || "en";
+  function inUnits(value, unit) {
+    try {
+      return new Intl.NumberFormat(lang, { style: "unit", unit: unit, unitDisplay: "long" }).format(value);
+    } catch (e) {
+      return value + (unit === "second" ? " s" : " min");
+    }
+  }
+  let modelPoll = null;
   function showWaits(waits) {
-    const lang = document.documentElement.lang || "en";
+    let modelAway = false;
     waits.forEach(function (w) {
       const li = list.querySelector('li.reviewing[data-id="' + w.reply_id + '"]');
       if (!li || typeof w.seconds !== "number") return;
-      const minutes = Math.max(1, Math.round(w.seconds / 60));
-      let time;
-      try {
-        time = new Intl.NumberFormat(lang, { style: "unit", unit: "minute", unitDisplay: "long" }).format(minutes);
-      } catch (e) {
-        time = minutes + " min";
+      if (w.model === "loading" || w.model === "none") {
+        modelAway = true;
+        const eta = typeof w.model_eta_s === "number" ? w.model_eta_s : 60;
+        const time = eta < 90 ? inUnits(Math.max(5, Math.round(eta / 5) * 5), "second") : inUnits(Math.round(eta / 60), "minute");
+        setNote(li, w.model === "loading" ? t.textModelLoading.replace("%(time)s", time) : t.textModelNone);
+        return;
       }
-      setNote(li, t.textEta.replace("%(time)s", time));
+      setNote(li, t.textEta.replace("%(time)s", inUnits(Math.max(1, Math.round(w.seconds / 60)), "minute")));
     });
+    clearTimeout(modelPoll);
+    if (modelAway) modelPoll = setTimeout(function () { socket.send({ type: "wait" }); }, 10000);
   }
 
   function setNote(li, text) {

@@ -141,7 +141,10 @@
     card.querySelectorAll("form").forEach(function (form) {
       form.addEventListener("submit", function (event) { event.preventDefault(); act(card, form); });
     });
-    card.querySelector("textarea.draft").addEventListener("input", function () { card.dataset.edited = "1"; });
+    card.querySelector("textarea.draft").addEventListener("input", function () {
+      card.dataset.edited = "1";
+      checkEdit(card);
+    });
     card.querySelector(".open-reject").addEventListener("click", function () { openPanel(card, "reject"); });
     card.querySelector(".open-regenerate").addEventListener("click", function () { openPanel(card, "regenerate"); });
     card.querySelectorAll(".panel .cancel").forEach(function (b) {
@@ -235,7 +238,9 @@
     window.TutorMath && window.TutorMath.render(ol);
   }
 
-  function renderExtras(card, reply) {
+  // --- Flags and the checks line: from the worker's checks of the draft, or, once the
+  // teacher edits it, from the same checks on their text (asked as they type).
+  function renderChecks(card, reply) {
     const flags = card.querySelector(".flags");
     flags.replaceChildren();
     (reply.flags || []).forEach(function (f) {
@@ -245,6 +250,48 @@
       flags.append(li);
     });
     flags.hidden = !(reply.flags && reply.flags.length);
+    const box = card.querySelector(".checks");
+    if (!box) return;
+    const checks = reply.checks || { line: "", errors: [], state: "" };
+    const line = box.querySelector(".checks-line");
+    line.className = "checks-line checks-" + (String(checks.state || "none").replace(/[^a-z]/g, "") || "none");
+    setText(box.querySelector(".checks-text"), checks.line || "");
+    const errors = box.querySelector(".maths-errors");
+    errors.replaceChildren();
+    (checks.errors || []).forEach(function (e) {
+      const li = document.createElement("li");
+      li.textContent = e;
+      errors.append(li);
+    });
+    errors.hidden = !(checks.errors && checks.errors.length);
+    box.hidden = !checks.line;
+  }
+  const checkTimers = new Map();
+  function checkEdit(card) {
+    const id = card.dataset.id;
+    if (!t.checkUrl || !id) return;
+    clearTimeout(checkTimers.get(id));
+    checkTimers.set(id, setTimeout(function () {
+      const token = card.querySelector("input[name=csrfmiddlewaretoken]");
+      const body = new FormData();
+      if (token) body.append("csrfmiddlewaretoken", token.value);
+      body.append("text", card.querySelector("textarea.draft").value);
+      fetch(t.checkUrl.replace("/0/", "/" + id + "/"), {
+        method: "POST", body: body, credentials: "same-origin", headers: { Accept: "application/json" },
+      }).then(function (response) { return response.ok ? response.json() : null; }).then(function (data) {
+        if (!data || !data.reply || !card.dataset.edited) return;
+        renderChecks(card, data.reply);
+        const words = card.querySelector(".words");
+        words.hidden = !data.reply.words;
+        if (data.reply.words) words.textContent = plural("textWords", data.reply.words);
+      }).catch(function () { /* the checks line stays as it was; approving still works */ });
+    }, 400));
+  }
+
+  function renderExtras(card, reply) {
+    // An edited card's flags describe the teacher's text, not the model's draft.
+    if (card.dataset.edited) checkEdit(card);
+    else renderChecks(card, reply);
     const group = card.querySelector(".group");
     const size = reply.group && reply.group.size;
     group.hidden = !(size > 1);
@@ -262,6 +309,7 @@
     if (reply.model_name) model.title = reply.model_name;
     else model.removeAttribute("title");
     const words = card.querySelector(".words");
+    if (card.dataset.edited) return;
     words.hidden = !reply.words;
     if (reply.words) words.textContent = plural("textWords", reply.words);
   }
@@ -276,7 +324,12 @@
       card.dataset.id = reply.id;
       wire(card, reply.id);
       byId.set(reply.id, card);
-      insertInOrder(card, reply.asked_at);
+      card.dataset.priority = (reply.priority || []).join("|");
+      insertInOrder(card);
+    } else if ((reply.priority || []).join("|") !== card.dataset.priority) {
+      // Its place changed (its draft turned out wrong, say): move it, unless the teacher is on it.
+      card.dataset.priority = (reply.priority || []).join("|");
+      if (!card.contains(document.activeElement) && !card.dataset.edited) insertInOrder(card);
     }
     card.className = "card review " + reply.status;
     card.dataset.status = reply.status;
@@ -305,9 +358,22 @@
     refreshCount();
   }
 
-  function insertInOrder(card, askedAt) {
+  // The server's review_priority, "0|1|2026-…|42": compared part by part, numbers as numbers.
+  function comparePriority(a, b) {
+    const x = (a || "").split("|"), y = (b || "").split("|");
+    for (let i = 0; i < Math.max(x.length, y.length); i++) {
+      if (x[i] === y[i]) continue;
+      if (x[i] === undefined) return -1;
+      if (y[i] === undefined) return 1;
+      const nx = Number(x[i]), ny = Number(y[i]);
+      if (x[i] !== "" && y[i] !== "" && !isNaN(nx) && !isNaN(ny)) return nx < ny ? -1 : 1;
+      return x[i] < y[i] ? -1 : 1;
+    }
+    return 0;
+  }
+  function insertInOrder(card) {
     const later = Array.from(cards.querySelectorAll(".card.review")).find(function (c) {
-      return c.dataset.askedAt && c.dataset.askedAt > askedAt;
+      return c !== card && comparePriority(c.dataset.priority, card.dataset.priority) > 0;
     });
     if (later) cards.insertBefore(card, later);
     else cards.append(card);
@@ -371,6 +437,35 @@
   });
   refreshCount();
 
+  // --- Can the model draft now? Said plainly while it loads or no worker runs; asked
+  // again every few seconds until it can.
+  const modelStatus = document.getElementById("model-status");
+  let modelPoll = null;
+  function inUnits(value, unit) {
+    try {
+      return new Intl.NumberFormat(lang, { style: "unit", unit: unit, unitDisplay: "long" }).format(value);
+    } catch (e) {
+      return value + (unit === "second" ? " s" : " min");
+    }
+  }
+  function showDrafting(d) {
+    const state = (d && d.state) || "unknown";
+    modelStatus.dataset.state = state;
+    let text = "";
+    if (state === "loading") {
+      const eta = typeof d.eta_s === "number" ? d.eta_s : 60;
+      text = fmt(t.textModelLoading, { time: eta < 90 ? inUnits(Math.max(5, Math.round(eta / 5) * 5), "second") : inUnits(Math.round(eta / 60), "minute") });
+    } else if (state === "none") {
+      text = t.textModelNone;
+    } else if (state === "stalled") {
+      text = t.textModelStalled;
+    }
+    if (modelStatus.textContent !== text) modelStatus.textContent = text;
+    clearTimeout(modelPoll);
+    if (text) modelPoll = setTimeout(function () { socket.send({ type: "drafting" }); }, 10000);
+  }
+  showDrafting({ state: modelStatus.dataset.state, eta_s: modelStatus.dataset.eta ? Number(modelStatus.dataset.eta) : null });
+
   const socket = window.TutorSocket(t.socket, {
     open: function () { status.textContent = ""; socket.send({ type: "sync" }); },
     close: function (event) { window.TutorSocket.showClosed(status, event, t); },
@@ -381,6 +476,9 @@
         Array.from(byId.keys()).forEach(function (id) { if (!seen.has(id)) remove(id); });
         refreshCount();
         ready = true;
+        showDrafting(frame.drafting);
+      } else if (frame.type === "drafting") {
+        showDrafting(frame.drafting);
       } else if (frame.type === "reply") {
         render(frame.reply);
       } else if (frame.type === "progress") {

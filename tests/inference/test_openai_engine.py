@@ -233,9 +233,10 @@ def test_a_worker_in_this_mode_never_imports_torch(peer):
     script = """
 import sys, django
 django.setup()
-from inference import tasks
+from inference import tasks, worker
 from inference.engine import DraftJob, load_engine
-tasks.load_model_before_taking_tasks()
+worker.load_model_before_taking_tasks()
+tasks.start_drafting_helpers()
 draft = load_engine("server").draft(DraftJob(messages=[{"role": "user", "content": "Hi"}], max_new_tokens=50))
 assert draft.text, draft
 heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)

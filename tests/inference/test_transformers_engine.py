@@ -205,9 +205,9 @@ def test_same_greedy_tokens_as_transformers(engine, cache_dir):
 
 @pytest.mark.model
 def test_the_generation_limit_lets_a_reply_reach_the_classs_length(engine):
-    """inference.tasks gives a draft room for the class's longest reply in English or French
+    """tutor.drafting gives a draft room for the class's longest reply in English or French
     (counted with the model's own tokenizer) and for ending its sentence."""
-    from inference.tasks import _tokens_for_words
+    from tutor.drafting import tokens_for_words
 
     samples = {
         "en": "Try to divide seven by two, then by three, and tell me what you notice about the remainders.",
@@ -218,7 +218,7 @@ def test_the_generation_limit_lets_a_reply_reach_the_classs_length(engine):
         for language, sample in samples.items():
             reply = " ".join((sample.split() * words)[:words])
             tokens = len(engine.tokenizer(reply, add_special_tokens=False)["input_ids"])
-            assert tokens + end_of_sentence <= _tokens_for_words(words), (language, words, tokens)
+            assert tokens + end_of_sentence <= tokens_for_words(words), (language, words, tokens)
 
 
 @pytest.mark.model

@@ -4,8 +4,32 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from inference.engine import Draft
 from tutor import services
 from tutor.models import Conversation, Message
+
+
+class ScriptedModel:
+    """A stand-in for the model behind tutor.drafting's engine interface: answers each
+    draft with the next text of its script, and records the prompts it saw."""
+
+    model_name = "scripted"
+    context_window = 2048
+    max_new_tokens = 160
+
+    def __init__(self, *texts: str):
+        self.texts = list(texts)
+        self.prompts: list[list[dict]] = []
+
+    def count_tokens(self, messages):
+        return sum(len(m["content"].split()) + 4 for m in messages)
+
+    def draft(self, *, messages, max_new_tokens, on_text, should_stop, fairness_key):
+        self.prompts.append(messages)
+        text = self.texts.pop(0) if self.texts else ""
+        if on_text:
+            on_text(text)
+        return Draft(text=text, model_name=self.model_name, settings={"max_new_tokens": max_new_tokens}, seconds=0.01)
 
 
 def ask(student, classroom, text="What is a prime number?", conversation=None) -> Message:

@@ -299,12 +299,14 @@ async def test_a_members_socket_never_receives_the_groups_draft(student, classma
 def test_the_worker_groups_an_alike_question_instead_of_drafting_it(student, classmate, classroom, monkeypatch):
     from inference import similarity, tasks
     from inference.engine import load_engine, reset_engine
+    from tutor import drafting
 
     class FakeEmbedder:
         def embed(self, texts):
             return fake_embed(texts)
 
     monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # keep the test's transaction
+    monkeypatch.setattr(drafting, "close_old_connections", lambda: None)
     monkeypatch.setattr(similarity, "_embedder", FakeEmbedder())
     lead = ask(student, classroom, "What is a prime number?")
     member = ask(classmate, classroom, "Can you explain what prime numbers are?")

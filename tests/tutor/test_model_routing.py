@@ -18,7 +18,7 @@ from tests.conftest import make_person
 from tests.inference.openai_peer import MODEL, REPLY, OpenAIPeer
 from tests.processes import free_port
 from tests.tutor.helpers import ask
-from tutor import model_settings, services
+from tutor import drafting, model_settings, services
 from tutor.celery import app
 from tutor.models import Message
 from tutor.selectors import reviewer_view, student_view
@@ -97,6 +97,7 @@ def test_the_review_card_names_the_model_that_drafted_the_reply(
     teacher, student, classroom, server_class, server_port, as_user, monkeypatch
 ):
     monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # keep the test's transaction
+    monkeypatch.setattr(drafting, "close_old_connections", lambda: None)
     reply = ask(student, classroom)
     peer = OpenAIPeer(port=server_port)
     try:
@@ -123,6 +124,7 @@ def test_a_server_that_does_not_answer_leaves_the_question_owed_until_it_does(
     django_capture_on_commit_callbacks,
 ):
     monkeypatch.setattr(tasks, "close_old_connections", lambda: None)
+    monkeypatch.setattr(drafting, "close_old_connections", lambda: None)
     settings.TUTOR_DRAFT_RETRY_SECONDS = 0.3
     reply = ask(student, classroom, "How do I add 1/2 and 1/3?")
 
@@ -162,6 +164,7 @@ def test_a_task_sent_to_another_models_workers_is_handed_to_its_own(
     student, classroom, server_class, monkeypatch, django_capture_on_commit_callbacks
 ):
     monkeypatch.setattr(tasks, "close_old_connections", lambda: None)
+    monkeypatch.setattr(drafting, "close_old_connections", lambda: None)
     reply = ask(student, classroom)
     monkeypatch.setenv("TUTOR_WORKER_MODEL", "local")  # a local worker got the server's task
     assert tasks.draft_reply.run(reply.pk, reply.draft_attempt) == "sent to the workers of server"

@@ -7,7 +7,7 @@ from django.conf import settings
 from inference import tasks
 from inference.engine import load_engine, reset_engine
 from tests.tutor.helpers import ask, draft
-from tutor import selectors, triage
+from tutor import drafting, selectors, triage
 from tutor.models import Message
 from tutor.prompts import trim_to_words, tutor_instructions
 
@@ -104,9 +104,9 @@ def test_a_longer_reply_gets_a_longer_generation_limit_within_the_operators_cap(
     # That the limit is enough for a reply of the class's length, counted with the model's
     # own tokenizer in English and French, is checked with the real model
     # (tests/inference/test_transformers_engine.py).
-    limits = [tasks._tokens_for_words(words) for words in range(10, 401, 10)]
+    limits = [drafting.tokens_for_words(words) for words in range(10, 401, 10)]
     assert limits == sorted(limits) and limits[0] < limits[-1]
-    assert tasks._tokens_for_words(60) <= settings.TUTOR_MODEL["MAX_NEW_TOKENS"]  # the default class fits
+    assert drafting.tokens_for_words(60) <= settings.TUTOR_MODEL["MAX_NEW_TOKENS"]  # the default class fits
 
 
 @pytest.mark.django_db
@@ -118,10 +118,15 @@ def test_the_prompt_asks_for_the_classs_reply_length(classroom):
 @pytest.mark.django_db
 def test_the_worker_saves_a_draft_no_longer_than_the_classs_limit(student, classroom, monkeypatch):
     monkeypatch.setattr(tasks, "close_old_connections", lambda: None)  # keep the test's transaction
+    monkeypatch.setattr(drafting, "close_old_connections", lambda: None)
     classroom.max_reply_words = 20
     classroom.save()
     reply = ask(student, classroom, "Explain fractions")
-    long_reply = "Fractions are parts of a whole. " * 3 + "The bottom number says how many parts in all " * 3
+    long_reply = (
+        "Fractions are parts of a whole. The bottom number says how many equal parts there are. "
+        "The top number says how many of them you take. So three quarters means three of four parts, "
+        "and the more parts you cut the smaller each one gets"
+    )
     reset_engine()
     load_engine({"BACKEND": "fake", "FAKE_REPLY": long_reply})
     try:
@@ -130,9 +135,8 @@ def test_the_worker_saves_a_draft_no_longer_than_the_classs_limit(student, class
         reset_engine()
     reply.refresh_from_db()
     assert reply.status == Message.Status.AWAITING_REVIEW
-    assert (
-        reply.draft_text == "Fractions are parts of a whole. Fractions are parts of a whole. "
-        "Fractions are parts of a whole."
+    assert reply.draft_text == (
+        "Fractions are parts of a whole. The bottom number says how many equal parts there are."
     )
     assert reply.generation_settings["trimmed"] is True
-    assert reply.generation_settings["max_new_tokens"] == tasks._tokens_for_words(20)
+    assert reply.generation_settings["max_new_tokens"] == drafting.tokens_for_words(20)

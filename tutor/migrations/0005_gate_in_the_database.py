@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tutor", "0003_message_model_key"),
+        ("tutor", "0004_draft_checks"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
