@@ -65,11 +65,22 @@ class DatabaseUnavailableMiddleware:
             request.user.is_authenticated  # noqa: B018  (loads the session and the person)
         except DATABASE_UNREACHABLE as exc:
             log.warning("database unreachable for %s %s: %s", request.method, request.path, type(exc).__name__)
+            _session_unread(request)
             return database_unavailable(request)
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, DATABASE_UNREACHABLE):
             log.warning("database unreachable for %s %s: %s", request.method, request.path, type(exception).__name__)
+            _session_unread(request)
             return database_unavailable(request)
         return None
+
+
+def _session_unread(request: HttpRequest) -> None:
+    """A session the database could not give: read as empty from here on, so that the
+    middleware above this one (which reads it on the way out) asks the database no more.
+    Its key stays, and it is not modified: the cookie is kept and nothing is saved."""
+    session = getattr(request, "session", None)
+    if session is not None and not hasattr(session, "_session_cache"):
+        session._session_cache = {}  # Django's SessionBase caches what load() returned here
