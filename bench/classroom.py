@@ -97,9 +97,12 @@ def seed(students: int, reviewers: int):
     from django.test import Client
 
     from classrooms.models import Classroom, Membership, School, User
+    from classrooms.services import safeguarding_defaults_approve
 
     school = School.objects.create(name="Bench school")
     classroom = Classroom.objects.create(school=school, name="Maths 4e B", subject="Mathematics")
+    lead = User.objects.create_user(username="cpe", password=PASSWORD, school=school, first_name="CPE")
+    safeguarding_defaults_approve(actor=None, school=school, contacts=[lead])  # students may chat
 
     def person(username: str, role: str, first_name: str) -> dict:
         user = User.objects.create_user(username=username, password=PASSWORD, school=school, first_name=first_name)
@@ -261,8 +264,9 @@ async def ask_and_wait(record: Record, conversation_id: int, port: int, clock: C
 
 
 class Reviewer:
-    """Works the live queue like the review page: the next draft (a distressed student's
-    first, then the oldest), claims it, reads it, sometimes edits it, approves it."""
+    """Works the live queue like the review page: the next draft in the queue's order
+    (review_priority: safety tier, wrong maths, then the oldest), claims it, reads it,
+    sometimes edits it, approves it."""
 
     def __init__(self, person: dict, port: int, clock: Clock, args, rng: random.Random, stop):
         self.person, self.port, self.clock, self.args, self.rng, self.stop = person, port, clock, args, rng, stop
@@ -311,7 +315,7 @@ class Reviewer:
             for r in self.items.values()
             if r["status"] == "awaiting_review" and (not r["claimed_by"] or r["claimed_by_me"])
         ]
-        ready.sort(key=lambda r: (not any(f["code"] == "distressed" for f in r["flags"]), r["asked_at"], r["id"]))
+        ready.sort(key=lambda r: r["priority"])  # the server's review_priority, as review.js orders cards
         return ready[0] if ready else None
 
     async def work(self) -> None:

@@ -26,6 +26,7 @@ Scored without any model as judge, by scorers written apart from the checks they
                    detector the checks use), on the first draft and after the retry
   loops_*          drafts that loop (zlib ratio, or one word 4 times running), first and final
   words_mean, seconds_per_draft (wall time of the batch / drafts), check_ms p50/p95/max
+  (the capped checks), safety_ms p50/p95 (the safeguarding classifier on the draft, uncapped)
 
 --model KEY: "default" (settings), "fake", a backend name, a model folder; where the
 engine registry takes a model key (load_engine(model_key)), the key goes to it as is.
@@ -272,6 +273,7 @@ def draft_one(engine, question: str, language: str, *, facts_on: bool, max_new_t
         "gives_answer_exact": found.get("gives_answer"),
         "check_ms": [first_found.get("ms", 0.0)] + ([found.get("ms", 0.0)] if retried else []),
         "check_cpu_ms": [first_found.get("cpu_ms", 0.0)] + ([found.get("cpu_ms", 0.0)] if retried else []),
+        "safety_ms": [first_found.get("uncapped_ms", 0.0)] + ([found.get("uncapped_ms", 0.0)] if retried else []),
         "retried": retried,
         "seconds": seconds,
         "facts": facts,
@@ -324,6 +326,7 @@ def score(questions, results, *, model: str, wall_s: float, load_s: float, facts
     loops_first = loops_final = 0
     check_ms: list[float] = []
     check_cpu_ms: list[float] = []
+    safety_ms: list[float] = []
     for (language, _subject, question, answer), r in zip(questions, results, strict=True):
         text = r["final"]
         _statements, wrong = reference_wrong(text, question)
@@ -346,6 +349,7 @@ def score(questions, results, *, model: str, wall_s: float, load_s: float, facts
         loops_final += reference_loops(text)
         check_ms += r["check_ms"]
         check_cpu_ms += r["check_cpu_ms"]
+        safety_ms += r["safety_ms"]
     # For a person to read: what the checker flags that the reference scorer cannot see
     # (powers, roots, units, letters), so that "false_flags" can be told from real errors.
     flag_only = [
@@ -356,6 +360,7 @@ def score(questions, results, *, model: str, wall_s: float, load_s: float, facts
     labelled = labelled_scores()
     ms = sorted(check_ms) or [0.0]
     cpu = sorted(check_cpu_ms) or [0.0]
+    safety = sorted(safety_ms) or [0.0]
     return {
         "model": model,
         "facts": facts,
@@ -382,6 +387,8 @@ def score(questions, results, *, model: str, wall_s: float, load_s: float, facts
         "check_ms_max": round(ms[-1], 2),
         "check_cpu_ms_p95": round(cpu[min(len(cpu) - 1, int(0.95 * len(cpu)))], 2),
         "check_cpu_ms_max": round(cpu[-1], 2),
+        "safety_ms_p50": round(statistics.median(safety), 2),
+        "safety_ms_p95": round(safety[min(len(safety) - 1, int(0.95 * len(safety)))], 2),
         "flagged_not_seen_by_scorer": flag_only,
         "samples": [
             {"q": q[2], "first": r["first"][:160], "final": r["final"][:160], "flags": r["flags"]}
@@ -425,6 +432,8 @@ ROWS = (
     ("check_ms_max", "checks per draft, wall ms, max"),
     ("check_cpu_ms_p95", "checks per draft, CPU ms of their thread, p95"),
     ("check_cpu_ms_max", "checks per draft, CPU ms of their thread, max"),
+    ("safety_ms_p50", "safety check per draft (uncapped), wall ms, median"),
+    ("safety_ms_p95", "safety check per draft (uncapped), wall ms, p95"),
 )
 
 

@@ -288,3 +288,44 @@ class DeleteStudentForm(forms.Form):
         if value != self.student.username:
             raise ValidationError(_("That is not this student's username."))
         return value
+
+
+# Safeguarding
+
+
+class SafeguardingContactForm(forms.Form):
+    person = PersonChoiceField(label=_("Person"), queryset=User.objects.none())
+    title = forms.CharField(
+        label=_("Their role"),
+        max_length=100,
+        required=False,
+        validators=[refuse_formula],
+        help_text=_("e.g. CPE, school nurse, psychologist, head teacher"),
+    )
+
+    def __init__(self, *args, school: School, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["person"].queryset = (
+            selectors.people_of_school(school)
+            .filter(is_active=True)
+            .exclude(memberships__role=Membership.Role.STUDENT)
+            .exclude(safeguarding_roles__school=school)
+        )
+
+
+class SupportiveMessageForm(forms.Form):
+    language = forms.ChoiceField(choices=())
+    text = forms.CharField(label=_("Message"), widget=forms.Textarea, max_length=2000)
+
+    def __init__(self, *args, **kwargs):
+        from django.conf import settings
+
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = settings.LANGUAGES
+
+
+class AlertDelayForm(forms.Form):
+    minutes = forms.IntegerField(
+        label=_("Minutes before an unacknowledged urgent alert moves to the next person"),
+        validators=[MinValueValidator(1), MaxValueValidator(60)],
+    )

@@ -13,6 +13,33 @@ DEFAULT_TUTOR_INSTRUCTIONS = (
     "already know, and always answer in the student's language."
 )
 
+# What a student reads at once when their message seems urgent (self-harm, abuse, a
+# threat): the school edits and approves it before students can chat. The French national
+# lines: 3114 (suicide prevention), 119 (children at risk), 3018 (online harassment),
+# 3020 (school harassment); 112 for an emergency.
+DEFAULT_SUPPORTIVE_MESSAGES = {
+    "en": (
+        "Thank you for telling us. What you wrote matters, and you are not alone: a member of "
+        "staff at your school has been told and will come to talk with you soon.\n\n"
+        "If you are in danger right now, call **112** or tell the nearest adult.\n\n"
+        "You can also talk to someone, for free, day and night:\n"
+        "- **3114**: if you are thinking about suicide or hurting yourself\n"
+        "- **119**: if you are being hurt or are in danger at home or elsewhere\n"
+        "- **3018**: if you are being harassed or bullied online\n"
+        "- **3020**: if you are being bullied at school"
+    ),
+    "fr": (
+        "Merci de nous l'avoir dit. Ce que tu as écrit compte, et tu n'es pas seul·e : un adulte "
+        "de ton établissement a été prévenu et va venir te parler très vite.\n\n"
+        "Si tu es en danger maintenant, appelle le **112** ou préviens l'adulte le plus proche.\n\n"
+        "Tu peux aussi parler à quelqu'un, gratuitement, jour et nuit :\n"
+        "- **3114** : si tu penses au suicide ou à te faire du mal\n"
+        "- **119** : si on te fait du mal ou si tu es en danger, à la maison ou ailleurs\n"
+        "- **3018** : si tu es harcelé·e en ligne\n"
+        "- **3020** : si tu es harcelé·e à l'école"
+    ),
+}
+
 JOIN_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: easy to type from a board
 
 
@@ -26,6 +53,13 @@ class School(models.Model):
         _("keep conversations for (days)"),
         default=365,
         help_text=_("Conversations older than this are deleted automatically."),
+    )
+    # Safeguarding (classrooms.selectors.student_chat_blockers says when it may be open).
+    student_chat_open = models.BooleanField(_("students may chat with the tutor"), default=False)
+    alert_ack_minutes = models.PositiveSmallIntegerField(
+        _("minutes before an urgent alert moves on"),
+        default=5,
+        help_text=_("If nobody acknowledges an urgent alert within this time, the next person on the list is alerted."),
     )
     # The language models of settings.TUTOR_MODELS, by key (see classrooms.selectors).
     default_model = models.CharField(_("default model"), max_length=40, blank=True)  # "": the deployment's
@@ -108,6 +142,44 @@ class Membership(models.Model):
 
 
 REVIEW_ROLES = (Membership.Role.TEACHER, Membership.Role.REVIEWER)
+
+
+class SafeguardingContact(models.Model):
+    """A person the school designated to receive urgent safeguarding alerts (CPE, school
+    nurse, psychologist, head), in the order an unacknowledged alert moves down."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="safeguarding_contacts")
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="safeguarding_roles")
+    title = models.CharField(_("role"), max_length=100, blank=True)  # "CPE", "School nurse"
+    position = models.PositiveIntegerField(default=0)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["school", "person"], name="one_contact_entry_per_person")]
+
+    def __str__(self):
+        return f"{self.person} ({self.title or 'safeguarding'}) at {self.school}"
+
+
+class SupportiveMessage(models.Model):
+    """What a student reads at once after an urgent message, in one language, as the
+    school admin wrote and approved it. It is sent without a teacher's review, so only
+    approved text is ever stored here."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="supportive_messages")
+    language = models.CharField(max_length=8)
+    text = models.TextField()
+    approved_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    approved_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["school", "language"], name="one_supportive_message_per_language")
+        ]
+
+    def __str__(self):
+        return f"{self.school} supportive message ({self.language})"
 
 
 class AuditEntry(models.Model):

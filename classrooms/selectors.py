@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from classrooms.models import (
     REVIEW_ROLES,
     AuditEntry,
     Classroom,
     Membership,
+    SafeguardingContact,
     School,
+    SupportiveMessage,
     User,
 )
 
@@ -156,6 +160,93 @@ def normalise_join_code(code: str) -> str:
     return "".join(ch for ch in (code or "").upper() if ch.isalnum())[:12]
 
 
+# Safeguarding: who is alerted, and whether students may chat.
+
+
+def safeguarding_contacts(school: School) -> QuerySet[SafeguardingContact]:
+    """The school's designated safeguarding staff who can be alerted now (active
+    accounts), in the order an unacknowledged alert moves down."""
+    return (
+        SafeguardingContact.objects.filter(school=school, person__is_active=True, person__school=school)
+        .select_related("person")
+        .order_by("position", "id")
+    )
+
+
+def safeguarding_contact_for_school_admin(user: User, contact_id: int) -> SafeguardingContact:
+    """An entry of this admin's school's list; 404 for missing and other schools alike."""
+    if not is_school_admin(user):
+        raise Http404
+    contact = (
+        SafeguardingContact.objects.select_related("person").filter(pk=contact_id, school_id=user.school_id).first()
+    )
+    if contact is None:
+        raise Http404
+    return contact
+
+
+def is_safeguarding_contact(user: User, school_id: int | None) -> bool:
+    if not user.is_authenticated or not user.is_active or school_id is None:
+        return False
+    return SafeguardingContact.objects.filter(school_id=school_id, person=user, person__school_id=school_id).exists()
+
+
+def may_be_safeguarding_contact(person: User) -> bool:
+    """Staff, not a student: designated staff read students' urgent messages."""
+    return person.is_active and not Membership.objects.filter(user=person, role=Membership.Role.STUDENT).exists()
+
+
+def supportive_messages_of(school: School) -> dict[str, SupportiveMessage | None]:
+    """The school's approved supportive message in each language of the site (None where
+    none is approved yet)."""
+    approved = {m.language: m for m in SupportiveMessage.objects.filter(school=school).select_related("approved_by")}
+    return {code: approved.get(code) for code, _name in settings.LANGUAGES}
+
+
+def supportive_message_for(school_id: int, language: str) -> SupportiveMessage | None:
+    """The approved supportive message in this language, else in the site's language, else any."""
+    messages = {m.language: m for m in SupportiveMessage.objects.filter(school_id=school_id)}
+    return messages.get(language) or messages.get(settings.LANGUAGE_CODE) or next(iter(messages.values()), None)
+
+
+def student_chat_blockers(school: School) -> list[str]:
+    """Why the school's students may not chat with the tutor yet; empty when they may.
+
+    The one place for this rule: an urgent message must reach a designated person, and
+    the student must get an approved supportive message at once, in their language.
+    """
+    reasons = []
+    if not safeguarding_contacts(school).exists():
+        reasons.append(_("Nobody is designated to receive urgent safeguarding alerts. Name at least one person."))
+    approved = supportive_messages_of(school)
+    missing = [name for code, name in settings.LANGUAGES if approved[code] is None]
+    if missing:
+        reasons.append(
+            _("The supportive message is not approved yet in: %(languages)s.")
+            % {"languages": ", ".join(str(n) for n in missing)}
+        )
+    return reasons
+
+
+def student_chat_is_open(school: School) -> bool:
+    """Students of this school may ask the tutor: the admin opened it, and nothing blocks it."""
+    return school.student_chat_open and not student_chat_blockers(school)
+
+
+def school_admins(school: School) -> QuerySet[User]:
+    return User.objects.filter(school=school, is_school_admin=True, is_active=True).order_by("pk")
+
+
+def may_receive_alerts(user: User) -> bool:
+    """Reviews a class, is designated safeguarding staff, or runs a school: the people
+    whose pages show urgent alerts."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return (
+        is_school_admin(user) or is_safeguarding_contact(user, user.school_id) or classrooms_reviewed_by(user).exists()
+    )
+
+
 def audit_action_labels() -> dict[str, str]:
     """What each audit action means, in words an admin reads."""
     from django.utils.translation import gettext as _
@@ -192,6 +283,24 @@ def audit_action_labels() -> dict[str, str]:
         "review.teacher_reply": _("rejected a draft and wrote the reply"),
         "review.rejected": _("rejected a draft"),
         "review.regenerate": _("asked for a new draft"),
+        "safeguarding.contact_add": _("named a safeguarding contact"),
+        "safeguarding.contact_remove": _("removed a safeguarding contact"),
+        "safeguarding.contact_move": _("changed the order of the safeguarding contacts"),
+        "safeguarding.message_approve": _("approved a supportive message"),
+        "safeguarding.delay": _("changed how long an alert waits before it moves on"),
+        "safeguarding.chat_open": _("opened the tutor to students"),
+        "safeguarding.chat_close": _("closed the tutor to students"),
+        "safeguarding.example_delete": _("removed a safeguarding example"),
+        "alert.raise": _("an urgent alert was raised"),
+        "alert.notify": _("alerted someone"),
+        "alert.email_sent": _("an alert e-mail was sent"),
+        "alert.email_failed": _("an alert e-mail could not be sent"),
+        "alert.escalate": _("an unacknowledged alert moved on"),
+        "alert.open": _("read an alert"),
+        "alert.acknowledge": _("acknowledged an alert"),
+        "alert.false_alarm": _("marked an alert as a false alarm"),
+        "alert.real_concern": _("marked an alert as a real concern"),
+        "alert.supportive_message": _("sent the supportive message to a student"),
         # Sign-in services and learning platforms (classrooms/identity)
         "identity.account_create": _("got an account through a sign-in service or platform"),
         "identity.link": _("linked a sign-in service to an account"),

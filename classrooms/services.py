@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.sessions.models import Session
@@ -28,10 +29,13 @@ from django.utils.translation import gettext as _
 
 from classrooms import roster, selectors, signals
 from classrooms.models import (
+    DEFAULT_SUPPORTIVE_MESSAGES,
     AuditEntry,
     Classroom,
     Membership,
+    SafeguardingContact,
     School,
+    SupportiveMessage,
     User,
     new_join_code,
 )
@@ -553,6 +557,172 @@ def school_retention_set(*, actor: User, school: School, retention_days: int) ->
             details={"from": old, "to": retention_days},
         )
     return school
+
+
+# Safeguarding: designated staff, the supportive message, the alert delay, opening the
+# tutor to students (classrooms.selectors.student_chat_blockers says when it may open).
+
+ALERT_DELAY_MINUTES = (1, 60)
+SUPPORTIVE_MESSAGE_MAX_CHARS = 2000
+
+
+def safeguarding_contact_add(
+    *, actor: User | None, school: School, person: User, title: str = ""
+) -> SafeguardingContact:
+    """Designate a member of staff to receive urgent alerts; they go to the end of the list."""
+    if actor is not None:
+        _check_school(actor, school, person)
+    elif person.school_id != school.id:
+        raise ActionRefused(_("This belongs to another school."))
+    if not selectors.may_be_safeguarding_contact(person):
+        raise ActionRefused(
+            _("%(person)s has a student account or is deactivated; designate a member of staff.") % {"person": person}
+        )
+    title = " ".join((title or "").split())[:100]
+    with transaction.atomic():
+        last = SafeguardingContact.objects.filter(school=school).order_by("-position").first()
+        contact, created = SafeguardingContact.objects.get_or_create(
+            school=school, person=person, defaults={"title": title, "position": (last.position + 1) if last else 0}
+        )
+        if not created:
+            raise ActionRefused(_("%(person)s is already on the list.") % {"person": person})
+        audit_record(
+            actor=actor,
+            action="safeguarding.contact_add",
+            school=school,
+            target=_person_label(person),
+            subject=person,
+            details={"title": title},
+        )
+    return contact
+
+
+def safeguarding_contact_remove(*, actor: User, contact: SafeguardingContact) -> None:
+    school = _check_school(actor, contact)
+    with transaction.atomic():
+        if not SafeguardingContact.objects.filter(pk=contact.pk).delete()[0]:
+            raise ActionRefused(_("This person is not on the list any more."))
+        audit_record(
+            actor=actor,
+            action="safeguarding.contact_remove",
+            school=school,
+            target=_person_label(contact.person),
+            subject=contact.person,
+        )
+
+
+def safeguarding_contact_move(*, actor: User, contact: SafeguardingContact, up: bool) -> None:
+    """Move a person one place up (alerted sooner) or down the list."""
+    school = _check_school(actor, contact)
+    with transaction.atomic():
+        ordered = list(SafeguardingContact.objects.select_for_update().filter(school=school).order_by("position", "id"))
+        index = next((i for i, c in enumerate(ordered) if c.pk == contact.pk), None)
+        if index is None:
+            raise ActionRefused(_("This person is not on the list any more."))
+        other = index - 1 if up else index + 1
+        if not 0 <= other < len(ordered):
+            return
+        ordered[index], ordered[other] = ordered[other], ordered[index]
+        for position, item in enumerate(ordered):
+            if item.position != position:
+                SafeguardingContact.objects.filter(pk=item.pk).update(position=position)
+        audit_record(
+            actor=actor,
+            action="safeguarding.contact_move",
+            school=school,
+            target=_person_label(contact.person),
+            subject=contact.person,
+            details={"order": [c.person_id for c in ordered]},
+        )
+
+
+def supportive_message_approve(*, actor: User | None, school: School, language: str, text: str) -> SupportiveMessage:
+    """Save and approve the message a student reads at once after an urgent message.
+
+    It reaches the student without a teacher's review: it must be the admin's own words,
+    approved here (the audit log keeps each approved version).
+    """
+    if actor is not None:
+        _check_school(actor, school)
+    if language not in dict(settings.LANGUAGES):
+        raise ActionRefused(_("Choose one of the site's languages."))
+    text = (text or "").replace("\x00", "").replace("\r\n", "\n").strip()
+    if not text:
+        raise ActionRefused(_("The supportive message cannot be empty."))
+    if len(text) > SUPPORTIVE_MESSAGE_MAX_CHARS:
+        raise ActionRefused(
+            _("The supportive message is too long (at most %(max)d characters).")
+            % {"max": SUPPORTIVE_MESSAGE_MAX_CHARS}
+        )
+    with transaction.atomic():
+        message, _created = SupportiveMessage.objects.update_or_create(
+            school=school,
+            language=language,
+            defaults={"text": text, "approved_by": actor, "approved_at": timezone.now()},
+        )
+        audit_record(
+            actor=actor,
+            action="safeguarding.message_approve",
+            school=school,
+            target=dict(settings.LANGUAGES)[language],
+            details={"language": language, "text": text},
+        )
+    return message
+
+
+def alert_delay_set(*, actor: User, school: School, minutes: int) -> School:
+    _check_school(actor, school)
+    low, high = ALERT_DELAY_MINUTES
+    if not low <= minutes <= high:
+        raise ActionRefused(_("Choose between %(low)d and %(high)d minutes.") % {"low": low, "high": high})
+    with transaction.atomic():
+        old = school.alert_ack_minutes
+        School.objects.filter(pk=school.pk).update(alert_ack_minutes=minutes)
+        school.alert_ack_minutes = minutes
+        audit_record(
+            actor=actor,
+            action="safeguarding.delay",
+            school=school,
+            target=school.name,
+            details={"from": old, "to": minutes},
+        )
+    return school
+
+
+def student_chat_set_open(*, actor: User | None, school: School, open: bool) -> School:
+    """Open the tutor to the school's students, or close it. Opening is refused, with
+    the reasons, while classrooms.selectors.student_chat_blockers has any."""
+    if actor is not None:
+        _check_school(actor, school)
+    with transaction.atomic():
+        if open:
+            blockers = selectors.student_chat_blockers(school)
+            if blockers:
+                raise ActionRefused(" ".join([_("Students cannot chat yet."), *blockers]))
+        if school.student_chat_open == open and School.objects.filter(pk=school.pk, student_chat_open=open).exists():
+            return school
+        School.objects.filter(pk=school.pk).update(student_chat_open=open)
+        school.student_chat_open = open
+        audit_record(
+            actor=actor,
+            action="safeguarding.chat_open" if open else "safeguarding.chat_close",
+            school=school,
+            target=school.name,
+        )
+    return school
+
+
+def safeguarding_defaults_approve(*, actor: User | None, school: School, contacts: list[User]) -> School:
+    """Set up a school in one step with the default supportive messages, these contacts,
+    and the tutor open to students: for the demo school, tests and benchmarks."""
+    with transaction.atomic():
+        for person in contacts:
+            if not SafeguardingContact.objects.filter(school=school, person=person).exists():
+                safeguarding_contact_add(actor=actor, school=school, person=person)
+        for language, text in DEFAULT_SUPPORTIVE_MESSAGES.items():
+            if language in dict(settings.LANGUAGES):
+                supportive_message_approve(actor=actor, school=school, language=language, text=text)
+        return student_chat_set_open(actor=actor, school=school, open=True)
 
 
 def school_models_set(*, actor: User, school: School, default_model: str, allowed_models: list[str]) -> School:

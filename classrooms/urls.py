@@ -42,6 +42,21 @@ urlpatterns = [
     path("school/roster/export/", views.school_roster_export, name="school_roster_export"),
     path("school/audit/", views.school_audit, name="school_audit"),
     path("school/settings/", views.school_settings, name="school_settings"),
+    path("school/safeguarding/", views.school_safeguarding, name="school_safeguarding"),
+    path("school/safeguarding/staff/", views.school_safeguarding_contact_add, name="school_safeguarding_contact_add"),
+    path(
+        "school/safeguarding/staff/<int:contact_id>/remove/",
+        views.school_safeguarding_contact_remove,
+        name="school_safeguarding_contact_remove",
+    ),
+    path(
+        "school/safeguarding/staff/<int:contact_id>/move/",
+        views.school_safeguarding_contact_move,
+        name="school_safeguarding_contact_move",
+    ),
+    path("school/safeguarding/message/", views.school_safeguarding_message, name="school_safeguarding_message"),
+    path("school/safeguarding/delay/", views.school_safeguarding_delay, name="school_safeguarding_delay"),
+    path("school/safeguarding/chat/", views.school_safeguarding_chat, name="school_safeguarding_chat"),
     # Teachers: their classes' tutor settings and join codes.
     path("teach/", views.teach_home, name="teach_home"),
     path("teach/classes/<int:classroom_id>/", views.teach_class, name="teach_class"),

@@ -28,7 +28,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from classrooms import forms, roster, selectors, services, signals
-from classrooms.models import Classroom, Membership, User
+from classrooms.models import DEFAULT_SUPPORTIVE_MESSAGES, Classroom, Membership, User
 
 
 @require_POST
@@ -121,6 +121,8 @@ def school_home(request: HttpRequest) -> HttpResponse:
             "school": school,
             "classrooms": classrooms,
             "form": forms.ClassroomNameForm(),
+            "chat_open": selectors.student_chat_is_open(school),
+            "chat_blockers": selectors.student_chat_blockers(school),
         },
     )
 
@@ -623,6 +625,140 @@ def school_settings(request: HttpRequest) -> HttpResponse:
             "school": school,
             "only_model": selectors.model_label(selectors.school_default_model(school)),
         },
+    )
+
+
+# School admin: safeguarding (designated staff, supportive messages, alert delay, and
+# opening the tutor to students)
+
+
+@school_admin_required
+@require_GET
+def school_safeguarding(request: HttpRequest) -> HttpResponse:
+    school = request.user.school
+    approved = selectors.supportive_messages_of(school)
+    messages = [
+        {
+            "language": code,
+            "name": name,
+            "approved": approved[code],
+            "text": approved[code].text if approved[code] else DEFAULT_SUPPORTIVE_MESSAGES.get(code, ""),
+        }
+        for code, name in settings.LANGUAGES
+    ]
+    return render(
+        request,
+        "classrooms/school_safeguarding.html",
+        {
+            "school": school,
+            "contacts": selectors.safeguarding_contacts(school),
+            "contact_form": forms.SafeguardingContactForm(school=school),
+            "messages_to_approve": messages,
+            "blockers": selectors.student_chat_blockers(school),
+            "chat_open": selectors.student_chat_is_open(school),
+            "section": "safeguarding",
+        },
+    )
+
+
+def _safeguarding_action(request: HttpRequest, action: Callable[[], object], success: str) -> HttpResponse:
+    try:
+        action()
+    except services.ActionRefused as exc:
+        _refused(request, exc)
+    else:
+        flash.success(request, success)
+        school = request.user.school
+        if school.student_chat_open and not selectors.student_chat_is_open(school):
+            flash.warning(request, " ".join([_("Students cannot chat now."), *selectors.student_chat_blockers(school)]))
+    return redirect("school_safeguarding")
+
+
+@school_admin_required
+@require_POST
+def school_safeguarding_contact_add(request: HttpRequest) -> HttpResponse:
+    school = request.user.school
+    form = forms.SafeguardingContactForm(request.POST, school=school)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("school_safeguarding")
+    person = form.cleaned_data["person"]
+    return _safeguarding_action(
+        request,
+        lambda: services.safeguarding_contact_add(
+            actor=request.user, school=school, person=person, title=form.cleaned_data["title"]
+        ),
+        _("%(person)s will be alerted of urgent messages.") % {"person": person},
+    )
+
+
+@school_admin_required
+@require_POST
+def school_safeguarding_contact_remove(request: HttpRequest, contact_id: int) -> HttpResponse:
+    contact = selectors.safeguarding_contact_for_school_admin(request.user, contact_id)
+    return _safeguarding_action(
+        request,
+        lambda: services.safeguarding_contact_remove(actor=request.user, contact=contact),
+        _("%(person)s will no longer be alerted.") % {"person": contact.person},
+    )
+
+
+@school_admin_required
+@require_POST
+def school_safeguarding_contact_move(request: HttpRequest, contact_id: int) -> HttpResponse:
+    contact = selectors.safeguarding_contact_for_school_admin(request.user, contact_id)
+    return _safeguarding_action(
+        request,
+        lambda: services.safeguarding_contact_move(
+            actor=request.user, contact=contact, up=request.POST.get("direction") != "down"
+        ),
+        _("Order saved."),
+    )
+
+
+@school_admin_required
+@require_POST
+def school_safeguarding_message(request: HttpRequest) -> HttpResponse:
+    form = forms.SupportiveMessageForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("school_safeguarding")
+    return _safeguarding_action(
+        request,
+        lambda: services.supportive_message_approve(
+            actor=request.user,
+            school=request.user.school,
+            language=form.cleaned_data["language"],
+            text=form.cleaned_data["text"],
+        ),
+        _("Supportive message approved. Students get exactly this text."),
+    )
+
+
+@school_admin_required
+@require_POST
+def school_safeguarding_delay(request: HttpRequest) -> HttpResponse:
+    form = forms.AlertDelayForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("school_safeguarding")
+    return _safeguarding_action(
+        request,
+        lambda: services.alert_delay_set(
+            actor=request.user, school=request.user.school, minutes=form.cleaned_data["minutes"]
+        ),
+        _("Saved."),
+    )
+
+
+@school_admin_required
+@require_POST
+def school_safeguarding_chat(request: HttpRequest) -> HttpResponse:
+    opening = request.POST.get("open") == "1"
+    return _safeguarding_action(
+        request,
+        lambda: services.student_chat_set_open(actor=request.user, school=request.user.school, open=opening),
+        _("The tutor is open to students.") if opening else _("The tutor is closed to students."),
     )
 
 

@@ -41,7 +41,7 @@ def start_drafting_helpers(**kwargs):
         return
     key = model_settings.serving_model_key() or model_settings.default_model_key()
     threading.Thread(target=_heartbeat_loop, name="draft-heartbeat", daemon=True).start()
-    checks.warm_up()  # the language detector's model and SymPy's caches: no draft waits for them
+    checks.warm_up()  # the language detector, the safety classifier, SymPy's caches: no draft waits for them
     if settings.TUTOR_GROUP_SIMILARITY > 0:
         if (model_settings.model_config(key) or {}).get("BACKEND") == "openai":
             # The similarity model runs on torch, which a server-backed worker never loads.

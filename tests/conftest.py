@@ -4,6 +4,8 @@ teacher and student share `classroom`; classmate is another student of it;
 stranger_student is in another class of the same school; other_teacher teaches that
 other class; reviewer reviews the drafts of `classroom` without running it; outsider
 belongs to no class; school_admin runs `school`; other_admin runs `other_school`.
+`school` is open to its students: safeguarding_lead (the CPE) is its designated
+safeguarding contact, and its supportive messages are the approved defaults.
 """
 
 from __future__ import annotations
@@ -14,8 +16,17 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from classrooms.models import Classroom, Membership, School, User
+from classrooms.models import (
+    DEFAULT_SUPPORTIVE_MESSAGES,
+    Classroom,
+    Membership,
+    SafeguardingContact,
+    School,
+    SupportiveMessage,
+    User,
+)
 
 
 def make_person(username: str, school: School | None, **extra) -> User:
@@ -23,14 +34,38 @@ def make_person(username: str, school: School | None, **extra) -> User:
     return user
 
 
+def open_to_students(school: School, lead_username: str = "cpe") -> User:
+    """A designated safeguarding contact, the default supportive messages approved, and
+    the tutor open to the school's students (as set up before the test: no audit lines).
+    Returns the contact."""
+    lead = make_person(
+        lead_username, school, first_name="Camille", last_name="Roux", email=f"{lead_username}@school.test"
+    )
+    SafeguardingContact.objects.create(school=school, person=lead, title="CPE")
+    for language, text in DEFAULT_SUPPORTIVE_MESSAGES.items():
+        SupportiveMessage.objects.create(school=school, language=language, text=text, approved_at=timezone.now())
+    School.objects.filter(pk=school.pk).update(student_chat_open=True)
+    school.student_chat_open = True
+    return lead
+
+
 @pytest.fixture
 def school(db):
-    return School.objects.create(name="Collège Jean Moulin")
+    school = School.objects.create(name="Collège Jean Moulin")
+    open_to_students(school)
+    return school
+
+
+@pytest.fixture
+def safeguarding_lead(school):
+    return User.objects.get(username="cpe")
 
 
 @pytest.fixture
 def other_school(db):
-    return School.objects.create(name="Other School")
+    school = School.objects.create(name="Other School")
+    open_to_students(school, "othercpe")
+    return school
 
 
 @pytest.fixture

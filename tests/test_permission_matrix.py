@@ -7,7 +7,8 @@ admin and static files are skipped): a route with no row in the table below fail
 ("route X has no permission expectations"), so no view can go unchecked. Each request
 runs in a savepoint that is rolled back, so every persona meets the same world.
 
-Personas (tests/conftest.py): anonymous; student and classmate of `classroom`;
+Personas (tests/conftest.py): anonymous; student and classmate of `classroom` (the
+classmate's urgent message raised an alert);
 stranger_student of `other_classroom` (same school); teacher of `classroom`;
 other_teacher of `other_classroom`; outsider (the school, no class); school_admin of
 `school`; other_admin of `other_school`, which has its own class and student; reviewer
@@ -28,10 +29,11 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from classrooms.models import Classroom, Membership
+from classrooms.models import Classroom, Membership, SafeguardingContact
 from tests.classrooms.identity.world import add_identity_world
 from tests.conftest import make_person
 from tests.tutor.helpers import ask, draft, socket
+from tutor.models import SafeguardingExample
 from tutor.routing import websocket_urlpatterns
 
 PERSONAS = (
@@ -64,6 +66,12 @@ TARGETS = {
         "classroom_id": w.foreign_classroom.id,
         "user_id": w.foreign_student.id,
     },
+    "classmate's alert": lambda w: {"alert_id": w.alert.id},
+    "stranger's alert": lambda w: {"alert_id": w.stranger_alert.id},
+    "own school's contact": lambda w: {"contact_id": w.contact.id},
+    "other school's contact": lambda w: {"contact_id": w.foreign_contact.id},
+    "own school's example": lambda w: {"example_id": w.example.id},
+    "other school's example": lambda w: {"example_id": w.foreign_example.id},
     # Sign-in services and learning platforms (tests/classrooms/identity/world.py)
     "school's sign-in": lambda w: {"sign_in_id": w.sign_in.id},
     "other school's sign-in": lambda w: {"sign_in_id": w.foreign_sign_in.id},
@@ -345,6 +353,52 @@ MATRIX = {
         row("GET", "-", "302 403 403 403 403 403 403 200 200 403"),
         row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"retention_days": 200}),
     ],
+    # Safeguarding: urgent alerts for the class's reviewers and the designated staff
+    # (school admins once an alert is escalated to them); the school admin's settings.
+    "safeguarding_alerts": [row("GET", "-", "302 403 403 403 200 200 403 200 200 200")],
+    "safeguarding_alert": [
+        row("GET", "classmate's alert", "302 404 404 404 200 404 404 404 404 200"),
+        row("GET", "stranger's alert", "302 404 404 404 404 200 404 404 404 404"),
+    ],
+    "safeguarding_alert_acknowledge": [
+        row("POST", "classmate's alert", "302 404 404 404 302 404 404 404 404 302"),
+        row("POST", "stranger's alert", "302 404 404 404 404 302 404 404 404 404"),
+        row("GET", "classmate's alert", "302 405 405 405 405 405 405 405 405 405"),
+    ],
+    "safeguarding_alert_mark": [
+        row(
+            "POST", "classmate's alert", "302 404 404 404 302 404 404 404 404 302", lambda w: {"outcome": "false_alarm"}
+        ),
+        row(
+            "POST", "stranger's alert", "302 404 404 404 404 302 404 404 404 404", lambda w: {"outcome": "false_alarm"}
+        ),
+    ],
+    "school_safeguarding": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
+    "school_safeguarding_contact_add": [
+        row(
+            "POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"person": w.outsider.id, "title": "CPE"}
+        ),
+    ],
+    "school_safeguarding_contact_remove": [
+        row("POST", "own school's contact", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's contact", "302 403 403 403 403 403 403 404 302 403"),
+    ],
+    "school_safeguarding_contact_move": [
+        row("POST", "own school's contact", "302 403 403 403 403 403 403 302 404 403", lambda w: {"direction": "up"}),
+        row("POST", "other school's contact", "302 403 403 403 403 403 403 404 302 403", lambda w: {"direction": "up"}),
+    ],
+    "school_safeguarding_message": [
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"language": "en", "text": "We care."}),
+    ],
+    "school_safeguarding_delay": [
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"minutes": 3})
+    ],
+    "school_safeguarding_chat": [row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"open": "0"})],
+    "school_safeguarding_examples": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
+    "school_safeguarding_example_delete": [
+        row("POST", "own school's example", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's example", "302 403 403 403 403 403 403 404 302 403"),
+    ],
     # Signing in with a school's services: anyone may start; a callback without the
     # browser's own attempt is refused (403); the CAS server's sign-out POST needs its request.
     "identity_sign_in": [
@@ -426,6 +480,7 @@ WS_MATRIX = {
         ("stranger's conversation", "no no no yes no no no no no no"),
     ],
     "ws_review": [("-", "no no no no yes yes no no no yes")],
+    "ws_alerts": [("-", "no no no no yes yes no yes yes yes")],
 }
 
 
@@ -480,7 +535,19 @@ def world(
     reply = draft(ask(student, classroom))
     stranger_reply = draft(ask(stranger_student, other_classroom))
     ask(foreign_student, foreign_classroom)
+    alert = ask(classmate, classroom, "I want to kill myself").in_reply_to.safeguarding_alert
+    stranger_alert = ask(stranger_student, other_classroom, "I want to kill myself").in_reply_to.safeguarding_alert
+    examples = [
+        SafeguardingExample.objects.create(school=s, label="ok", text="this homework is killing me", vector=b"")
+        for s in (school, other_school)
+    ]
     world = SimpleNamespace(
+        alert=alert,
+        stranger_alert=stranger_alert,
+        contact=SafeguardingContact.objects.get(school=school),
+        foreign_contact=SafeguardingContact.objects.get(school=other_school),
+        example=examples[0],
+        foreign_example=examples[1],
         school=school,
         other_school=other_school,
         classroom=classroom,

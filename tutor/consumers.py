@@ -22,8 +22,9 @@ from django.http import Http404
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from classrooms.selectors import classrooms_reviewed_by
+from classrooms.selectors import classrooms_reviewed_by, may_receive_alerts
 from tutor import events, logs, metrics, redis_watch, selectors, services
+from tutor.safeguarding import selectors as safeguarding_selectors
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +371,10 @@ class ReviewConsumer(JsonSocket):
         return selectors.drafting_status_for(classrooms_reviewed_by(self.user).select_related("school"))
 
     async def review_changed(self, event: dict) -> None:
+        if event.get("decided"):
+            # Only this class's reviewers are in the group (re-checked on every frame and
+            # on access.changed), and the id is all that goes: no read per socket.
+            return await self.send_json({"type": "reply", "reply": {"id": event["reply_id"], "decided": True}})
         try:
             reply = await _db(selectors.reply_for_reviewer, self.user, event["reply_id"])
         except Http404:
@@ -382,3 +387,49 @@ class ReviewConsumer(JsonSocket):
         await self.send_json(
             {"type": "progress", "reply_id": event["reply_id"], "attempt": event["attempt"], "text": event["text"]}
         )
+
+
+class AlertConsumer(JsonSocket):
+    """ws/alerts/: urgent safeguarding alerts, as a banner on every page of the people
+    who may be alerted (class reviewers, designated staff, school admins). Banners carry
+    no student and no words; each event is re-read through the alert's access rule."""
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        if not self.user or not self.user.is_authenticated or not await self.still_allowed():
+            return await self.close(code=CLOSE_FORBIDDEN)
+        await self.join_groups()
+        await self.accept()
+        redis_watch.watch(self)
+
+    async def join_groups(self) -> None:
+        await self.channel_layer.group_add(events.alerts_group(self.user.id), self.channel_name)
+        await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
+
+    async def redis_restarted(self) -> None:
+        await self.join_groups()
+        await self.frame_sync({})  # alerts raised while nobody was in the group
+
+    async def disconnect(self, code: int) -> None:
+        redis_watch.forget(self)
+        if getattr(self, "user", None) and self.user.is_authenticated:
+            await self.channel_layer.group_discard(events.alerts_group(self.user.id), self.channel_name)
+            await self.channel_layer.group_discard(events.person_group(self.user.id), self.channel_name)
+
+    async def still_allowed(self) -> bool:
+        def allowed():
+            self.user.refresh_from_db(fields=["is_active", "is_school_admin", "school"])
+            return may_receive_alerts(self.user)
+
+        return await _db(allowed)
+
+    async def frame_sync(self, frame: dict) -> None:
+        def read():
+            return [safeguarding_selectors.banner_view(a) for a in safeguarding_selectors.open_alerts_for(self.user)]
+
+        await self.send_json({"type": "alerts", "alerts": await _db(read)})
+
+    async def alert_changed(self, event: dict) -> None:
+        banner = await _db(safeguarding_selectors.alert_banner_for, self.user, event["alert_id"])
+        if banner is not None:
+            await self.send_json({"type": "alert", "alert": banner})

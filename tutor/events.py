@@ -31,6 +31,11 @@ def person_group(user_id: int) -> str:
     return f"person.{user_id}"
 
 
+def alerts_group(user_id: int) -> str:
+    """One person's urgent-alert banners (tutor.consumers.AlertConsumer), on every page."""
+    return f"alerts.{user_id}"
+
+
 class _Sender:
     """One event loop thread per process sends every event in order over one connection.
 
@@ -117,8 +122,10 @@ def waits_changed(estimates: dict[int, list[dict]]) -> None:
         send(conversation_group(conversation_id), {"type": "wait.changed", "wait": wait})
 
 
-def review_item_changed(classroom_id: int, reply_id: int) -> None:
-    send(reviewers_group(classroom_id), {"type": "review.changed", "reply_id": reply_id})
+def review_item_changed(classroom_id: int, reply_id: int, *, decided: bool = False) -> None:
+    """A reply of the class changed; `decided`: a teacher decided it, so its card only has
+    to go (the sockets pass that on without reading it)."""
+    send(reviewers_group(classroom_id), {"type": "review.changed", "reply_id": reply_id, "decided": decided})
 
 
 def draft_progress(classroom_id: int, reply_id: int, attempt: int, text: str) -> None:
@@ -132,3 +139,10 @@ def person_access_changed(user_id: int, ended_session: str = "") -> None:
     """Their open sockets re-check access at once (removed from a class, deactivated);
     the sockets of an ended session (signed out) close."""
     send(person_group(user_id), {"type": "access.changed", "ended_session": ended_session})
+
+
+def alert_changed(user_ids: list[int], alert_id: int) -> None:
+    """An urgent alert was raised, moved on, acknowledged or marked: the banners of these
+    people re-read it through tutor.safeguarding.selectors. Carries no words."""
+    for user_id in sorted(set(user_ids)):
+        send(alerts_group(user_id), {"type": "alert.changed", "alert_id": alert_id})

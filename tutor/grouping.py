@@ -7,6 +7,7 @@ process can use the fast path (the same normalised text) without loading anythin
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import unicodedata
@@ -141,3 +142,43 @@ def group_questions(texts: Sequence[str], *, embed: Embed | None, threshold: flo
             leads.append(Candidate(reply_id=i, key=key, text=text, vector=vector))
         groups[i] = [i]
     return list(groups.values())
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _within_a_typo(a: str, b: str) -> bool:
+    """True when b is a at most one slip away (two for longer words): a letter added,
+    dropped, swapped or changed."""
+    limit = 1 if max(len(a), len(b)) <= 5 else 2
+    if abs(len(a) - len(b)) > limit:
+        return False
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1] <= limit
+
+
+def adds_own_words(draft: str, final: str) -> bool:
+    """True when `final` says something that the model's `draft` did not: a word added,
+    or a word replaced by another that is not a typo fix of it. Changes of case, spacing
+    and punctuation, typo fixes and cut words keep it the draft.
+
+    A group's draft is generic, written from the question alone; words a teacher adds may
+    be meant for one student ("Bob, as we discussed…"), so they are not sent to the
+    group unless the teacher says so (tutor.services.reply_approve).
+    """
+    old = _WORD.findall(unicodedata.normalize("NFKC", draft or "").lower())
+    new = _WORD.findall(unicodedata.normalize("NFKC", final or "").lower())
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag == "insert":
+            return True
+        if tag == "replace":
+            if j2 - j1 > i2 - i1:
+                return True
+            if not all(_within_a_typo(a, b) for a, b in zip(old[i1:i2], new[j1:j2], strict=False)):
+                return True
+    return False

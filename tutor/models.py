@@ -3,6 +3,9 @@
 A tutor reply is a Message with sender=TUTOR. The model's draft (draft_text) and what
 the student may read (final_text) are kept apart: final_text is written only by a
 teacher's decision, and it is the only tutor text that any student-facing code reads.
+A message with sender=SCHOOL is text the school admin approved in advance (the
+supportive message after an urgent message): the only text a student reads that no
+teacher reviewed.
 """
 
 from django.conf import settings
@@ -33,6 +36,7 @@ class Message(models.Model):
     class Sender(models.TextChoices):
         STUDENT = "student", _("Student")
         TUTOR = "tutor", _("Tutor")
+        SCHOOL = "school", _("Your school")  # approved in advance by the school admin
 
     class Status(models.TextChoices):
         # Lifecycle of a tutor reply. Student questions keep status "".
@@ -96,7 +100,11 @@ class Message(models.Model):
     failure = models.CharField(max_length=300, blank=True)
 
     # Triage: set when the question is asked, read by the review queue.
-    distressed = models.BooleanField(default=False)  # the question has words of distress: reviewed first
+    distressed = models.BooleanField(default=False)  # the question's safety tier is 1 or more: reviewed first
+    # Safeguarding (tutor.safeguarding): the question's tier (0 nothing, 1 concern, 2 urgent)
+    # and category. An unsafe draft is one of the draft's checks (checks["safety"]).
+    safety_tier = models.PositiveSmallIntegerField(default=0)
+    safety_category = models.CharField(max_length=20, blank=True)
     # Alike questions. question_key is the question's normal form when it may be grouped
     # ("" when not: see tutor.grouping.groupable_key); question_vector its sentence
     # embedding, written by the worker. group_opt_out: a reviewer split it out of a group.
@@ -158,3 +166,112 @@ class QuestionGroup(models.Model):
 
     def __str__(self):
         return f"Group {self.pk} led by reply {self.lead_id}"
+
+
+class SafeguardingAlert(models.Model):
+    """An urgent message of a student: who was alerted, who acknowledged, what it was.
+
+    It is raised when the question is saved, not after review. Until someone acknowledges
+    it, it moves one step every school.alert_ack_minutes (tutor.safeguarding.services):
+    step 0 alerts the class's teachers and reviewers and the first designated person, each
+    next step the next designated person, the last step the school's admins.
+    """
+
+    class Outcome(models.TextChoices):
+        NONE = "", _("Not marked yet")
+        FALSE_ALARM = "false_alarm", _("False alarm")
+        REAL_CONCERN = "real_concern", _("Real concern")
+
+    school = models.ForeignKey("classrooms.School", on_delete=models.CASCADE, related_name="safeguarding_alerts")
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="safeguarding_alerts")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="safeguarding_alerts")
+    question = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="safeguarding_alert")
+    reply = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL, related_name="+")
+    supportive_message = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL, related_name="+")
+    tier = models.PositiveSmallIntegerField(default=2)
+    category = models.CharField(max_length=20)
+    reason = models.CharField(max_length=20, blank=True)  # "lexicon" or "examples"
+    created_at = models.DateTimeField(auto_now_add=True)
+    step = models.PositiveSmallIntegerField(default=0)  # the last step that was sent
+    next_step_at = models.DateTimeField(null=True, blank=True)  # None: acknowledged, or nobody left
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    outcome_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    outcome_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["acknowledged_at", "next_step_at"])]
+
+    def __str__(self):
+        return f"Alert {self.pk} ({self.category})"
+
+
+class AlertNotice(models.Model):
+    """One person told of one alert by one channel: the banner in the app, or an e-mail.
+
+    E-mails are sent after the commit and retried by the periodic task until sent (or the
+    alert is acknowledged); the database says which are owed, so a restart loses none.
+    """
+
+    class Channel(models.TextChoices):
+        APP = "app", _("In the app")
+        EMAIL = "email", _("E-mail")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("To send")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed; will retry")
+        NO_ADDRESS = "no_address", _("No e-mail address")
+        CANCELLED = "cancelled", _("Not needed: acknowledged")
+
+    alert = models.ForeignKey(SafeguardingAlert, on_delete=models.CASCADE, related_name="notices")
+    person = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    step = models.PositiveSmallIntegerField(default=0)
+    why = models.CharField(max_length=20)  # "reviewer", "contact", "admin"
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_try_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "person", "channel"], name="one_notice_per_person_and_channel")
+        ]
+        indexes = [models.Index(fields=["channel", "state", "next_try_at"])]
+
+    def __str__(self):
+        return f"Alert {self.alert_id} to {self.person_id} by {self.channel}: {self.state}"
+
+
+class SafeguardingExample(models.Model):
+    """A de-identified message a school's reviewer marked "false alarm" or "real
+    concern": it joins that school's examples of the classifier (no retraining). The
+    school admin sees and prunes them."""
+
+    school = models.ForeignKey("classrooms.School", on_delete=models.CASCADE, related_name="safeguarding_examples")
+    label = models.CharField(max_length=20)  # a class of tutor.safeguarding.classifier.CLASSES
+    text = models.TextField()  # de-identified
+    vector = models.BinaryField()  # float32, from the classifier's example_vector
+    alert = models.ForeignKey(SafeguardingAlert, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-added_at", "-id"]
+
+    def __str__(self):
+        return f"{self.school_id} example ({self.label})"

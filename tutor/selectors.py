@@ -25,6 +25,7 @@ from tutor import checks, triage
 from tutor.measures import percentile
 from tutor.models import Conversation, Message
 from tutor.rendering import render_markdown
+from tutor.safeguarding import classifier
 
 PENDING_STATUSES = Message.PENDING_STATUSES
 REVIEWABLE_STATUSES = Message.REVIEWABLE_STATUSES
@@ -34,9 +35,10 @@ def student_visible_text(message: Message) -> str | None:
     """The text a student may read, or None while no teacher has decided.
 
     A tutor reply's text is final_text, which only a teacher's decision writes; the
-    model's draft_text never leaves this function.
+    model's draft_text never leaves this function. A school message is the text the
+    school admin approved in advance (the supportive message after an urgent message).
     """
-    if message.sender == Message.Sender.STUDENT:
+    if message.sender in (Message.Sender.STUDENT, Message.Sender.SCHOOL):
         return message.text
     if message.status in Message.DECIDED_STATUSES and message.final_text:
         return message.final_text
@@ -48,6 +50,8 @@ def student_view(message: Message) -> dict:
     text = student_visible_text(message)
     if message.sender == Message.Sender.STUDENT:
         state = "sent"
+    elif message.sender == Message.Sender.SCHOOL:
+        state = "school"
     elif text is not None:
         state = "answered"
     elif message.status == Message.Status.REJECTED:
@@ -112,14 +116,16 @@ def messages_for_student(conversation: Conversation, since_version: int = 0) -> 
 
 
 def review_priority(reply: Message) -> list:
-    """Where a reply stands in the review queue, as a list that sorts ascending: a
-    distressed student's first, then drafts whose maths is wrong, then the oldest question.
+    """Where a reply stands in the review queue, as a list that sorts ascending: the most
+    worrying question first (its safety tier, tutor.safeguarding: 2 urgent, then 1, a
+    concern, which every distressed student's question is at least), then drafts whose
+    maths is wrong, then the oldest question.
 
-    The one ordering rule: the queue page, the socket's queue and review.js's live
-    insertion all sort by it (it travels in reviewer_view as "priority")."""
+    The one ordering rule: the queue page, the socket's queue, the waits and review.js's
+    live insertion all sort by it (it travels in reviewer_view as "priority")."""
     check_flags = (reply.checks or {}).get("flags", ())
     return [
-        0 if reply.distressed else 1,
+        -reply.safety_tier,
         0 if triage.MATHS_ERROR in check_flags else 1,
         reply.created_at.isoformat(),
         reply.pk,
@@ -153,6 +159,58 @@ def reply_for_reviewer(user: User, reply_id: int) -> Message:
     return reply
 
 
+def _safety_view(reply: Message) -> dict:
+    """The question's safety tier and category, and its urgent alert if any."""
+    from tutor.models import SafeguardingAlert
+
+    alert_id = None
+    if reply.safety_tier >= classifier.URGENT:
+        alert_id = (
+            SafeguardingAlert.objects.filter(question_id=reply.in_reply_to_id).values_list("pk", flat=True).first()
+        )
+    category = reply.safety_category or (classifier.DISTRESS if reply.distressed else classifier.OK)
+    return {
+        "tier": reply.safety_tier,
+        "category": category,
+        "category_label": str(classifier.CATEGORY_LABELS.get(category, category)),
+        "alert_id": alert_id,
+    }
+
+
+def _flags(reply: Message, max_words: int) -> list[dict]:
+    """What to check on the card: the question's safety tier and the draft's checks."""
+    codes = triage.draft_flags(
+        draft=reply.draft_text,
+        mean_token_prob=reply.mean_token_prob,
+        distressed=reply.distressed,
+        max_words=max_words,
+        checks=reply.checks,
+    )
+    return _flag_views(reply, codes, reply.checks)
+
+
+def _flag_views(reply: Message, codes: list[str], found: dict | None) -> list[dict]:
+    """Flags with their labels, for the model's draft or a teacher's edit of it (`found`:
+    what tutor.checks found in that text). The concern flag says the question's tier and
+    category, the unsafe-draft flag what the draft brings up."""
+    flags = triage.flag_views(codes, found)
+    for flag in flags:
+        if flag["code"] == triage.DISTRESSED:
+            category = str(
+                classifier.CATEGORY_LABELS.get(reply.safety_category, classifier.CATEGORY_LABELS["distress"])
+            )
+            if reply.safety_tier >= classifier.URGENT:
+                flag["label"] = _("Urgent: %(category)s. Staff were alerted.") % {"category": category}
+            else:
+                flag["label"] = _("Concern: %(category)s") % {"category": category}
+            flag["tier"] = max(1, reply.safety_tier)
+        elif flag["code"] == triage.UNSAFE_DRAFT:
+            code = ((found or {}).get("safety") or {}).get("category", "")
+            category = str(classifier.CATEGORY_LABELS.get(code, code))
+            flag["label"] = _("The draft may be unsafe (%(category)s): read it closely.") % {"category": category}
+    return flags
+
+
 def _claim_holder(reply: Message, now: datetime | None = None) -> User | None:
     """Who has this draft open now (an unexpired claim), if anyone."""
     now = now or timezone.now()
@@ -162,17 +220,23 @@ def _claim_holder(reply: Message, now: datetime | None = None) -> User | None:
 
 
 def _group_view(reply: Message) -> dict | None:
-    """The group a reply leads or belongs to, when it has two questions or more."""
+    """The group a reply leads or belongs to, when two questions or more wait in it: the
+    lead, then each member still waiting, in the order they asked.
+
+    A review card displays these and sends back the members' reply ids with its decision,
+    which answers those and no others (tutor.services._decide); the page compares them
+    with what it showed when the teacher opened the card, to say who asked since."""
     if not reply.group_id:
         return None
+    lead_id = reply.pk if reply.status != Message.Status.GROUPED else reply.group.lead_id
     members = list(
         Message.objects.filter(group_id=reply.group_id)
-        .select_related("conversation__student", "in_reply_to", "group")
+        .filter(Q(pk=lead_id) | Q(status=Message.Status.GROUPED))
+        .select_related("conversation__student", "in_reply_to")
         .order_by("created_at", "id")
     )
     if len(members) < 2:
         return None
-    lead_id = members[0].group.lead_id
     members.sort(key=lambda m: (m.pk != lead_id, m.created_at, m.pk))
     return {
         "id": reply.group_id,
@@ -180,8 +244,16 @@ def _group_view(reply: Message) -> dict | None:
         "students": [str(m.conversation.student) for m in members],
         # Each member, for splitting one out or answering it apart (the lead first).
         "lead_id": lead_id,
+        # What the card sends back with its decision: the questions besides its own.
+        "others": [m.pk for m in members if m.pk != reply.pk],
         "members": [
-            {"reply_id": m.pk, "student": str(m.conversation.student), "question": m.in_reply_to.text} for m in members
+            {
+                "reply_id": m.pk,
+                "student": str(m.conversation.student),
+                "question": m.in_reply_to.text,
+                "asked_at": m.in_reply_to.created_at.isoformat(),
+            }
+            for m in members
         ],
     }
 
@@ -213,6 +285,7 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "classroom": conversation.classroom.name,
         "classroom_id": conversation.classroom_id,
         "conversation_id": conversation.id,
+        "safety": _safety_view(reply),
         "history": [
             {
                 "sender": m.sender,
@@ -225,16 +298,7 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "decided": reply.status in Message.DECIDED_STATUSES,
         "decision": reply.decision,
         "reviewed_by": str(reply.reviewed_by) if reply.reviewed_by_id else "",
-        "flags": triage.flag_views(
-            triage.draft_flags(
-                draft=reply.draft_text,
-                mean_token_prob=reply.mean_token_prob,
-                distressed=reply.distressed,
-                max_words=conversation.classroom.max_reply_words,
-                checks=reply.checks,
-            ),
-            reply.checks,
-        ),
+        "flags": _flags(reply, conversation.classroom.max_reply_words),
         "checks": checks.summary(reply.checks) if reply.draft_text else checks.summary({}),
         "priority": review_priority(reply),
         "group": _group_view(reply),
@@ -258,7 +322,7 @@ def edited_draft_checks(reply: Message, text: str) -> dict:
     )
     return {
         "id": reply.pk,
-        "flags": triage.flag_views(codes, found),
+        "flags": _flag_views(reply, codes, found),
         "checks": checks.summary(found),
         "words": triage.word_count(text),
     }
@@ -292,7 +356,7 @@ def queue_snapshot(classroom_id: int, now: datetime | None = None) -> QueueSnaps
     now = now or timezone.now()
     tutor_replies = Message.objects.filter(conversation__classroom_id=classroom_id, sender=Message.Sender.TUTOR)
     pending = tutor_replies.filter(status__in=REVIEWABLE_STATUSES).only(
-        "id", "status", "queued_at", "created_at", "claimed_by_id", "claimed_until", "distressed", "checks"
+        "id", "status", "queued_at", "created_at", "claimed_by_id", "claimed_until", "safety_tier", "checks"
     )
     units = [
         {

@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, models, transaction
+from django.db import close_old_connections, connection, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from classrooms.models import Classroom, User
-from classrooms.selectors import classroom_model
+from classrooms.models import Classroom, School, User
+from classrooms.selectors import classroom_model, student_chat_is_open
 from classrooms.services import audit_record
-from tutor import events, grouping, metrics, model_settings, triage
+from tutor import events, grouping, metrics, model_settings
 from tutor.models import Conversation, Message, QuestionGroup
+from tutor.safeguarding import services as safeguarding
+from tutor.safeguarding.classifier import CONCERN, URGENT
 from tutor.selectors import PENDING_STATUSES, class_wait_estimates, reply_model_key, student_view
 from tutor.text import clean_text
 
@@ -51,6 +54,12 @@ class SlowDown(TutorError):
     code = "slow_down"
 
 
+class ChatClosed(TutorError):
+    """The school has not opened the tutor to its students (see student_chat_blockers)."""
+
+    code = "closed"
+
+
 class ReviewConflict(TutorError):
     code = "conflict"
 
@@ -63,12 +72,6 @@ class ClaimConflict(ReviewConflict):
     def __init__(self, message: str, claimed_by: str = ""):
         super().__init__(message)
         self.claimed_by = claimed_by
-
-
-def _next_version(conversation_id: int) -> int:
-    """Bump and return the conversation's version; call inside a transaction."""
-    Conversation.objects.filter(pk=conversation_id).update(version=F("version") + 1, updated_at=timezone.now())
-    return Conversation.objects.values_list("version", flat=True).get(pk=conversation_id)
 
 
 def _send_draft_task(reply_id: int, attempt: int, model_key: str) -> None:
@@ -168,7 +171,11 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     """The student asks; a reply is queued for drafting. Returns (question, created).
 
     The same client_id twice returns the first question: a message typed offline and
-    re-sent on reconnect is saved once.
+    re-sent on reconnect is saved once. The safeguarding classifier reads the question
+    here, before it is saved: a concern is sorted first and never grouped; an urgent
+    message raises its alert and sends the school's supportive message in the same
+    transaction (tutor.safeguarding.services.alert_raise), whether or not a drafting
+    worker is up.
     """
     text = clean_text(text)
     client_id = clean_text(client_id)[:64]
@@ -183,6 +190,8 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
         existing = conversation.messages.filter(client_id=client_id).first()
         if existing:
             return existing, False
+    if not student_chat_is_open(conversation.classroom.school):
+        raise ChatClosed(_("Your school has not opened the tutor to students yet. Ask your teacher."))
     student = conversation.student
     now = timezone.now()
     recent = Message.objects.filter(
@@ -203,7 +212,8 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     if class_waiting >= settings.TUTOR_MAX_PENDING_PER_CLASS:
         raise SlowDown(_("Your teacher has many questions to review right now. Try again in a few minutes."))
 
-    distressed = triage.looks_distressed(text)
+    assessment = safeguarding.assess_message(text, school_id=conversation.classroom.school_id)
+    distressed = assessment.tier >= CONCERN
     with transaction.atomic():
         opens = not conversation.messages.exists()
         version = _next_version(conversation.id)
@@ -219,8 +229,12 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
             version=version,
             model_key=classroom_model(conversation.classroom),
             distressed=distressed,
+            safety_tier=assessment.tier,
+            safety_category=assessment.category if distressed else "",
             question_key=grouping.groupable_key(text, opens_conversation=opens, distressed=distressed),
         )
+        if assessment.tier >= URGENT:
+            safeguarding.alert_raise(question=question, reply=reply, assessment=assessment)
         if not conversation.title:
             Conversation.objects.filter(pk=conversation.pk).update(title=text[:60])
         # The fast path: a pending question of the class with the same normal form is
@@ -493,7 +507,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
                 metrics.draft_requeued("silent")
                 count += 1
     # Members of a group whose lead is gone (its conversation deleted) or was decided
-    # without them: each is drafted on its own.
+    # without them (a decision hands those on itself: _hand_on): each is drafted on its own.
     orphans = (
         Message.objects.filter(sender=Message.Sender.TUTOR, status=Message.Status.GROUPED)
         .filter(Q(group__isnull=True) | ~Q(group__lead__status__in=JOINABLE_LEAD_STATUSES))
@@ -517,6 +531,18 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
 
 # Review: a teacher's decision. The conditional update on status decides races; a draft
 # that another reviewer has open (an unexpired claim) is theirs.
+#
+# Alike questions: a decision answers the questions that the reviewer's card displayed,
+# and no others. The card sends back the ids of the group's other questions it showed
+# (`members`); the decision answers those still waiting in the group, in the transaction
+# whose conditional update on the card's reply settles the race. Questions that joined
+# after the card was opened, and those the teacher left out, keep waiting and are handed
+# on as a card of their own (_hand_on). Freezing a group when a reviewer claims its lead
+# was the other way, not taken: a claim is a courtesy lease that the page takes (and may
+# fail to take), that lapses while the teacher looks away, and that a plain form never
+# takes, so it cannot say what the teacher saw; only the card can.
+# The teacher's own words (their reply instead of the draft, or an edit that adds words)
+# go only to the student whose card it was, unless the teacher sends them to all.
 
 
 def _claim_free(reviewer: User, now: datetime) -> Q:
@@ -545,88 +571,294 @@ def _refusal(reply_id: int, reviewer: User) -> ReviewConflict:
     return ReviewConflict(_already_decided_message(reply_id))
 
 
-def _decide(reply: Message, reviewer: User, *, status: str, decision: str, final_text: str) -> Message:
-    """Record a reviewer's decision on one reply and, when it leads a group, on each member.
+class _SecondsSince(models.Func):
+    """Seconds from a datetime column to `now`, worked out by the database."""
 
-    Each member gets the same final text in its own conversation, by the same conditional
-    update (it must still be a pending member of this group), with its own audit line.
+    output_field = models.FloatField()
+
+    def __init__(self, now: datetime, column: str):
+        super().__init__(Value(now, output_field=models.DateTimeField()), F(column))
+
+    def as_sql(self, compiler: object, connection: object, **extra: object) -> tuple:  # PostgreSQL
+        return super().as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))", arg_joiner=" - ", **extra
+        )
+
+    def as_sqlite(self, compiler: object, connection: object, **extra: object) -> tuple:
+        # Django's own function (microseconds); julianday() keeps only milliseconds.
+        return super().as_sql(
+            compiler, connection, template="(django_timestamp_diff(%(expressions)s) / 1000000.0)", **extra
+        )
+
+
+def _review_seconds(reviewer: User, now: datetime) -> Case:
+    """Opened -> decided, when this reviewer opened it (within the hour), else None; in
+    the decision's own update, so that it costs no read."""
+    opened_by_them = Q(claimed_by=reviewer, review_opened_at__lte=now, review_opened_at__gte=now - timedelta(hours=1))
+    return Case(
+        When(opened_by_them, then=_SecondsSince(now, "review_opened_at")),
+        default=Value(None),
+        output_field=models.FloatField(),
+    )
+
+
+class _CardChanged(Exception):
+    """The reply joined or left a group after the card's reply was read: decide again on
+    the fresh row."""
+
+    def __init__(self, fresh: Message):
+        super().__init__(fresh.pk)
+        self.fresh = fresh
+
+
+def _decide(
+    reply: Message,
+    reviewer: User,
+    *,
+    status: str,
+    decision: str,
+    final_text: str,
+    members: Collection[int] = (),
+    share: bool = True,
+) -> Message:
+    """Record a reviewer's decision on the card's reply and, when it leads a group, on the
+    group's questions that the card displayed (`members`) and that still wait in it; with
+    `share` False (the teacher's own words) on the card's reply alone. The group's other
+    questions are handed on (see _hand_on). Each answered student gets the decision in
+    their own conversation; one audit line names every reply it answered.
+
+    `reply` is the card's reply as this request read it; if it joined or left a group
+    since, the decision is taken again on the fresh row. Raises ReviewConflict when another
+    reviewer decided first or has it open. The returned reply carries `answered` and
+    `handed_on`: the ids of the replies this decision answered, and of those it handed on.
     """
-    # Approving needs a finished draft; rejecting (perhaps with the teacher's own reply)
-    # may also cut a draft short or answer a failed one.
-    if status == Message.Status.APPROVED:
-        decidable = (Message.Status.AWAITING_REVIEW,)
-    else:
-        decidable = PENDING_STATUSES
-    now = timezone.now()
-    with transaction.atomic():
-        opened = Message.objects.filter(pk=reply.pk).values("claimed_by_id", "review_opened_at", "status").first()
-        review_seconds = None
-        if opened and opened["claimed_by_id"] == reviewer.pk and opened["review_opened_at"]:
-            seconds = (now - opened["review_opened_at"]).total_seconds()
-            review_seconds = round(seconds, 3) if 0 <= seconds <= 3600 else None
-        changes = {
-            "status": status,
-            "decision": decision,
-            "final_text": final_text,
-            "reviewed_by": reviewer,
-            "reviewed_at": now,
-            "claimed_by": None,
-            "claimed_until": None,
-            "review_seconds": review_seconds,
-        }
-        if opened and opened["status"] == Message.Status.GROUPED:
-            changes.update(group=None, group_opt_out=True)  # one member answered on its own
-        changes["version"] = _next_version(reply.conversation_id)
-        won = (
-            Message.objects.filter(pk=reply.pk, status__in=decidable)
-            .filter(_claim_free(reviewer, now))
-            .update(**changes)
-        )
-        if not won:
-            raise _refusal(reply.pk, reviewer)
-        reply = Message.objects.select_related("conversation__classroom__school").get(pk=reply.pk)
-        waited = (now - reply.created_at).total_seconds()
-        transaction.on_commit(
-            lambda: metrics.reply_decided(decision=decision, waited_s=waited, review_s=review_seconds)
-        )
-        classroom = reply.conversation.classroom
-        group = QuestionGroup.objects.filter(lead=reply).first()
-        details = {"classroom": classroom.id}
-        if group is not None:
-            details["group"] = group.pk
-        audit_record(
-            actor=reviewer,
-            action=f"review.{decision}",
-            school=classroom.school,
-            target=f"reply {reply.pk}",
-            details=details,
-        )
-        _after_commit_notify(reply)
-        if group is not None:
-            members = Message.objects.filter(group=group, status=Message.Status.GROUPED).select_related("conversation")
-            for member in members:
-                done = Message.objects.filter(pk=member.pk, group=group, status=Message.Status.GROUPED).update(
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _decide_once(
+                    reply,
+                    reviewer,
                     status=status,
                     decision=decision,
                     final_text=final_text,
-                    draft_text=reply.draft_text,
-                    model_key=reply.model_key,
-                    model_name=reply.model_name,
-                    reviewed_by=reviewer,
-                    reviewed_at=now,
-                    version=_next_version(member.conversation_id),
+                    members=members,
+                    share=share,
                 )
-                if done:
-                    audit_record(
-                        actor=reviewer,
-                        action=f"review.{decision}",
-                        school=classroom.school,
-                        target=f"reply {member.pk}",
-                        details={"classroom": classroom.id, "group": group.pk, "lead": reply.pk},
-                    )
-                    _after_commit_notify(member)
-        _after_commit_waits_changed(classroom.id)
+        except _CardChanged as changed:
+            reply = changed.fresh
+    raise ReviewConflict(_already_decided_message(reply.pk))
+
+
+def _bump_versions(conversation_ids: Collection[int]) -> dict[int, int]:
+    """Bump each conversation's version once, in one statement; conversation id -> its new
+    version. Call inside a transaction: the rows stay locked until it ends."""
+    ids = sorted(set(conversation_ids))
+    if not ids:
+        return {}
+    table = connection.ops.quote_name(Conversation._meta.db_table)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET version = version + 1, updated_at = %s "
+            f"WHERE id IN ({', '.join(['%s'] * len(ids))}) RETURNING id, version",
+            [now, *ids],
+        )
+        return dict(cursor.fetchall())
+
+
+def _next_version(conversation_id: int) -> int:
+    """Bump and return the conversation's version; call inside a transaction."""
+    return _bump_versions([conversation_id])[conversation_id]
+
+
+def _decide_once(
+    reply: Message,
+    reviewer: User,
+    *,
+    status: str,
+    decision: str,
+    final_text: str,
+    members: Collection[int],
+    share: bool,
+) -> Message:
+    # Approving needs a finished draft; rejecting (perhaps with the teacher's own reply)
+    # may also cut a draft short or answer a failed one.
+    decidable = (Message.Status.AWAITING_REVIEW,) if status == Message.Status.APPROVED else PENDING_STATUSES
+    now = timezone.now()
+    member = reply.status == Message.Status.GROUPED  # one member answered on its own
+    led = reply.group_id if not member else None  # the group this reply leads, if any
+    changes = {
+        "status": status,
+        "decision": decision,
+        "final_text": final_text,
+        "reviewed_by": reviewer,
+        "reviewed_at": now,
+        "claimed_by": None,
+        "claimed_until": None,
+        "version": _bump_versions([reply.conversation_id])[reply.conversation_id],
+    }
+    if member:
+        changes.update(group=None, group_opt_out=True)
+    # Won only by the reply as the card knew it: in the same group, lead or member alike.
+    as_read = Q(group_id=reply.group_id) if reply.group_id else Q(group__isnull=True)
+    as_read &= Q(status=Message.Status.GROUPED) if member else ~Q(status=Message.Status.GROUPED)
+    # For the metrics, the rule of _review_seconds on the row as this request read it
+    # (the database works out the stored figure itself, at no read).
+    opened_at = reply.review_opened_at if reply.claimed_by_id == reviewer.pk else None
+    review_s = (now - opened_at).total_seconds() if opened_at else None
+    review_s = review_s if review_s is not None and 0 <= review_s <= 3600 else None
+    waited = (now - reply.created_at).total_seconds()
+    won = (
+        Message.objects.filter(as_read, pk=reply.pk, status__in=decidable)
+        .filter(_claim_free(reviewer, now))
+        .update(review_seconds=_review_seconds(reviewer, now), **changes)
+    )
+    if not won:
+        fresh = Message.objects.select_related("conversation__classroom").filter(pk=reply.pk).first()
+        if (
+            fresh is not None
+            and fresh.status in decidable
+            and (fresh.group_id, fresh.status)
+            != (
+                reply.group_id,
+                reply.status,
+            )
+        ):
+            raise _CardChanged(fresh)
+        raise _refusal(reply.pk, reviewer)
+    transaction.on_commit(lambda: metrics.reply_decided(decision=decision, waited_s=waited, review_s=review_s))
+    for field, value in changes.items():
+        setattr(reply, field, value)
+    reply.__dict__.pop("review_seconds", None)  # worked out by the database: read when asked for
+    answered, handed_on = [reply], []
+    classroom = reply.conversation.classroom
+    if led is not None:
+        # The lead's row is decided and locked: nobody joins the group any more.
+        waiting = list(
+            Message.objects.select_for_update()
+            .filter(group_id=led, status=Message.Status.GROUPED)
+            .order_by("created_at", "id")
+        )
+        shown = set(members) if share else set()
+        chosen = [m for m in waiting if m.pk in shown]
+        if chosen:
+            versions = _bump_versions([m.conversation_id for m in chosen])
+            for m in chosen:
+                m.status, m.decision, m.final_text, m.version = (
+                    status,
+                    decision,
+                    final_text,
+                    versions[m.conversation_id],
+                )
+            done = Message.objects.filter(
+                pk__in=[m.pk for m in chosen], group_id=led, status=Message.Status.GROUPED
+            ).update(
+                status=status,
+                decision=decision,
+                final_text=final_text,
+                draft_text=reply.draft_text,
+                model_key=reply.model_key,
+                model_name=reply.model_name,
+                reviewed_by=reviewer,
+                reviewed_at=now,
+                version=Case(
+                    *[When(pk=m.pk, then=Value(m.version)) for m in chosen],
+                    output_field=models.PositiveBigIntegerField(),
+                ),
+            )
+            if done != len(chosen):  # the rows are locked: only a bug gets here
+                raise ReviewConflict(_("The group changed meanwhile; nothing was sent. Try again."))
+            answered += chosen
+        left = [m for m in waiting if m.pk not in shown]
+        if left:
+            handed_on = _hand_on(left, lead=reply)
+    details = {"classroom": classroom.id}
+    if led is not None:
+        details["group"] = led
+        details["answered"] = [m.pk for m in answered]
+    if handed_on:
+        details["handed_on"] = handed_on
+    audit_record(
+        actor=reviewer,
+        action=f"review.{decision}",
+        school=_school_of(classroom),
+        target=f"reply {reply.pk}",
+        details=details,
+    )
+    _after_commit_answered(classroom.id, answered)
+    _after_commit_waits_changed(classroom.id)
+    reply.answered = [m.pk for m in answered]
+    reply.handed_on = handed_on
     return reply
+
+
+def _school_of(classroom: Classroom) -> School:
+    """The class's school for its audit line, which needs only the id: no read for it."""
+    cached = classroom._state.fields_cache.get("school")
+    return cached if cached is not None else School(pk=classroom.school_id)
+
+
+def _after_commit_answered(classroom_id: int, replies: list[Message]) -> None:
+    """After commit: each student gets their decided reply, read through the gate from the
+    row as this transaction wrote it (no read per student), and reviewers drop the cards."""
+
+    def send():
+        for reply in replies:
+            try:
+                view = student_view(reply)
+            except Exception:  # a bare nudge makes the student's sockets re-read
+                log.exception("could not render reply %s for its student", reply.pk)
+                events.conversation_changed(reply.conversation_id)
+            else:
+                events.conversation_changed(
+                    reply.conversation_id, since=reply.version - 1, version=reply.version, messages=[view]
+                )
+            events.review_item_changed(classroom_id, reply.pk, decided=True)
+
+    transaction.on_commit(send)
+
+
+def _hand_on(waiting: list[Message], *, lead: Message) -> list[int]:
+    """The questions of a decided group that the decision did not answer keep waiting, as a
+    group of their own: the first asker among them leads it, a new card for the teacher,
+    with a copy of the group's draft (alike questions would get the same draft again), or
+    a draft of its own when the group had none yet. Call inside the decision's transaction,
+    with the rows locked. Returns their reply ids."""
+    classroom_id = lead.conversation.classroom_id
+    new_lead, others = waiting[0], waiting[1:]
+    group = QuestionGroup.objects.create(classroom_id=classroom_id, lead=new_lead) if others else None
+    if others:
+        Message.objects.filter(pk__in=[m.pk for m in others], status=Message.Status.GROUPED).update(group=group)
+    mine = Message.objects.filter(pk=new_lead.pk, status=Message.Status.GROUPED)
+    if not lead.draft_text:
+        new_lead.draft_attempt += 1
+        new_lead.model_key = classroom_model(lead.conversation.classroom)
+        mine.update(
+            status=Message.Status.QUEUED,
+            group=group,
+            model_key=new_lead.model_key,
+            draft_attempt=new_lead.draft_attempt,
+            queued_at=timezone.now(),
+            draft_started_at=None,
+            heartbeat_at=None,
+        )
+        _after_commit_enqueue_draft(new_lead)
+    else:
+        mine.update(
+            status=Message.Status.AWAITING_REVIEW,
+            group=group,
+            draft_text=lead.draft_text,
+            model_key=lead.model_key,
+            model_name=lead.model_name,
+            mean_token_prob=lead.mean_token_prob,
+            checks=lead.checks,
+            generation_settings=lead.generation_settings,
+            drafted_at=lead.drafted_at,
+            failure="",
+        )
+    transaction.on_commit(lambda: events.review_item_changed(classroom_id, new_lead.pk))
+    _after_commit_waits_changed(classroom_id, [m.conversation_id for m in waiting])
+    return [m.pk for m in waiting]
 
 
 def _already_decided_message(reply_id: int) -> str:
@@ -661,40 +893,85 @@ def _take_group_draft(member: Message) -> Message:
     return Message.objects.select_related("conversation__classroom").get(pk=member.pk)
 
 
-def reply_approve(*, reply: Message, reviewer: User, text: str | None = None) -> Message:
+def reply_approve(
+    *,
+    reply: Message,
+    reviewer: User,
+    text: str | None = None,
+    members: Collection[int] = (),
+    to_all: bool = False,
+) -> Message:
     """Approve the draft as it is, or as the teacher edited it. The draft is kept.
 
-    On a group's lead it answers every member; on a member, that student alone (with the
-    group's draft, or the teacher's edit of it).
+    On a group's lead it also answers the group's questions that the card displayed
+    (`members`: their reply ids), unless the edit adds the teacher's own words
+    (grouping.adds_own_words): those go to this student alone unless `to_all`. On a
+    member, that student alone (with the group's draft, or the teacher's edit of it).
+    See _decide for the rest of the contract.
     """
-    with transaction.atomic():
-        if Message.objects.filter(pk=reply.pk, status=Message.Status.GROUPED).exists():
-            reply = _take_group_draft(Message.objects.get(pk=reply.pk))
-        final = clean_text(reply.draft_text if text is None else text)
-        if not final:
-            raise InvalidMessage(_("An approved reply cannot be empty."))
-        if len(final) > settings.TUTOR_MAX_MESSAGE_CHARS * 2:
-            raise InvalidMessage(_("The reply is too long."))
-        decision = Message.Decision.AS_DRAFTED if final == clean_text(reply.draft_text) else Message.Decision.EDITED
-        return _decide(reply, reviewer, status=Message.Status.APPROVED, decision=decision, final_text=final)
+    if reply.status != Message.Status.AWAITING_REVIEW:  # not approvable as read: perhaps stale
+        reply = Message.objects.select_related("conversation__classroom").get(pk=reply.pk)
+    if reply.status == Message.Status.GROUPED:
+        with transaction.atomic():
+            return _approve(_take_group_draft(reply), reviewer, text, members=(), to_all=False)
+    return _approve(reply, reviewer, text, members=members, to_all=to_all)
 
 
-def reply_reject(*, reply: Message, reviewer: User, teacher_text: str = "") -> Message:
-    """Reject the draft; the teacher may send their own reply instead. On a group's lead
-    it answers every member the same way; on a member, that student alone."""
+def _approve(reply: Message, reviewer: User, text: str | None, *, members: Collection[int], to_all: bool) -> Message:
+    final = clean_text(reply.draft_text if text is None else text)
+    if not final:
+        raise InvalidMessage(_("An approved reply cannot be empty."))
+    if len(final) > settings.TUTOR_MAX_MESSAGE_CHARS * 2:
+        raise InvalidMessage(_("The reply is too long."))
+    decision = Message.Decision.AS_DRAFTED if final == clean_text(reply.draft_text) else Message.Decision.EDITED
+    own_words = decision == Message.Decision.EDITED and grouping.adds_own_words(reply.draft_text, final)
+    return _decide(
+        reply,
+        reviewer,
+        status=Message.Status.APPROVED,
+        decision=decision,
+        final_text=final,
+        members=members,
+        share=to_all or not own_words,
+    )
+
+
+def reply_reject(
+    *,
+    reply: Message,
+    reviewer: User,
+    teacher_text: str = "",
+    members: Collection[int] = (),
+    to_all: bool = False,
+) -> Message:
+    """Reject the draft; the teacher may send their own reply instead.
+
+    On a group's lead, a rejection without a reply declines each question the card
+    displayed (`members`); the teacher's own reply goes to this student alone unless
+    `to_all`. On a member, that student alone. See _decide for the rest of the contract.
+    """
     teacher_text = clean_text(teacher_text)
     if len(teacher_text) > settings.TUTOR_MAX_MESSAGE_CHARS * 2:
         raise InvalidMessage(_("The reply is too long."))
     decision = Message.Decision.TEACHER_REPLY if teacher_text else Message.Decision.REJECTED
-    return _decide(reply, reviewer, status=Message.Status.REJECTED, decision=decision, final_text=teacher_text)
+    return _decide(
+        reply,
+        reviewer,
+        status=Message.Status.REJECTED,
+        decision=decision,
+        final_text=teacher_text,
+        members=members,
+        share=to_all or not teacher_text,
+    )
 
 
 def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -> Message:
     """Replace the pending draft with a new one; the old draft goes to the history.
 
     A generation still running for the old attempt stops at its next step. A group's
-    members keep waiting for the new draft; a member asks for a draft of its own (it
-    leaves its group: see reply_split).
+    members keep waiting for the new draft: regenerating answers nobody, so it needs no
+    list of the members the card showed; the decision on the new draft carries its own.
+    A member asks for a draft of its own (it leaves its group: see reply_split).
     """
     instruction = clean_text(instruction)[:200]
     if Message.objects.filter(pk=reply.pk, status=Message.Status.GROUPED).exists():
@@ -763,10 +1040,11 @@ def _requeue_member(member: Message, *, instruction: str = "") -> bool:
     return bool(moved)
 
 
-def reply_split(*, reply: Message, reviewer: User, instruction: str = "") -> Message:
+def reply_split(*, reply: Message, reviewer: User, instruction: str = "", members: Collection[int] = ()) -> Message:
     """Undo a grouping. On a member: it leaves the group and gets a draft of its own. On
-    the lead: the group dissolves; every member gets a draft of its own and the lead keeps
-    its draft. Returns the reply as it is now."""
+    the lead: each question the card displayed (`members`, their reply ids) leaves the group
+    and gets a draft of its own, and the lead keeps its draft; questions that joined since
+    stay with the lead, for the teacher to see first. Returns the reply as it is now."""
     instruction = clean_text(instruction)[:200]
     with transaction.atomic():
         current = Message.objects.select_for_update().select_related("conversation__classroom__school").get(pk=reply.pk)
@@ -778,8 +1056,9 @@ def reply_split(*, reply: Message, reviewer: User, instruction: str = "") -> Mes
         led = QuestionGroup.objects.filter(lead=current).first()
         if led is not None:
             group = led
-            for member in Message.objects.filter(group=group, status=Message.Status.GROUPED):
-                _requeue_member(member)
+            shown = Message.objects.filter(group=group, status=Message.Status.GROUPED, pk__in=list(members))
+            if not [_requeue_member(member) for member in shown]:
+                raise InvalidMessage(_("None of the questions on this card is still in its group."))
         elif current.status == Message.Status.GROUPED and current.group_id:
             group = QuestionGroup.objects.get(pk=current.group_id)
             _requeue_member(current, instruction=instruction)

@@ -100,6 +100,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tutor.context_processors.safeguarding_alerts",
             ],
         },
     },
@@ -246,6 +247,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("TUTOR_RECONCILE_SECONDS", "30")),
     },
     "delete-expired-conversations": {"task": "tutor.delete_expired_conversations", "schedule": 3600.0},
+    # Unacknowledged urgent alerts move on to the next person; owed alert e-mails are retried.
+    "escalate-safeguarding-alerts": {
+        "task": "tutor.escalate_safeguarding_alerts",
+        "schedule": float(env("TUTOR_ALERT_CHECK_SECONDS", "15")),
+    },
     "sync-course-rosters": {"task": "identity.sync_course_rosters", "schedule": 300.0},
 }
 for _entry in CELERY_BEAT_SCHEDULE.values():
@@ -321,6 +327,30 @@ TUTOR_AUTO_REGENERATE = env_bool("TUTOR_AUTO_REGENERATE", True)
 # working for the tutor only. Off: measured with bench/quality.py --facts, it did not help
 # the embedded model (see README).
 TUTOR_VERIFIED_FACTS = env_bool("TUTOR_VERIFIED_FACTS", False)
+# Safeguarding (issue 13): the classifier of students' messages and drafts (a class with
+# assess() and example_vector(): tutor/safeguarding/classifier.py), and how often the
+# periodic task moves unacknowledged alerts on and retries their e-mails.
+TUTOR_SAFEGUARDING_CLASSIFIER = env(
+    "TUTOR_SAFEGUARDING_CLASSIFIER", "tutor.safeguarding.classifier.PrototypeClassifier"
+)
+TUTOR_ALERT_CHECK_SECONDS = float(env("TUTOR_ALERT_CHECK_SECONDS", "15"))
+# The address people open from an alert e-mail.
+TUTOR_SITE_URL = env("TUTOR_SITE_URL", "http://localhost:8000").rstrip("/")
+
+# E-mail (safeguarding alerts). Development prints e-mails on the console; production
+# sends them through the SMTP server named here.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(env("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = int(env("EMAIL_TIMEOUT", "10"))  # an unreachable server must not hold an alert up
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "tutor@localhost")
 
 # Health and metrics (tutor/health.py, tutor/metrics.py). /metrics answers 404 until
 # METRICS_TOKEN is set; then it wants "Authorization: Bearer <token>". Every process of

@@ -4,9 +4,20 @@ from celery import shared_task
 from django.db import close_old_connections
 
 from tutor import services
+from tutor.safeguarding import services as safeguarding
 
 
 @shared_task(name="tutor.delete_expired_conversations", ignore_result=True)
 def delete_expired_conversations() -> int:
     close_old_connections()
     return services.delete_expired_conversations()
+
+
+@shared_task(name="tutor.escalate_safeguarding_alerts", ignore_result=True)
+def escalate_safeguarding_alerts() -> int:
+    """Move unacknowledged urgent alerts on to the next person, and send the alert
+    e-mails that are owed (the database says which: a restart loses none)."""
+    close_old_connections()
+    moved = safeguarding.alerts_escalate()
+    safeguarding.alert_emails_retry()
+    return moved

@@ -10,8 +10,11 @@ import unicodedata
 
 from django.utils.translation import gettext_lazy as _
 
-# Codes in the order a reviewer should care about them (FLAG_ORDER).
+# Codes in the order a reviewer should care about them (FLAG_ORDER). "distressed" is the
+# question's safety tier (1 or 2, tutor.safeguarding): the card's label says the tier and
+# category. "unsafe_draft" is the draft's own safety check (tutor.checks.check_safety).
 DISTRESSED = "distressed"
+UNSAFE_DRAFT = "unsafe_draft"
 MATHS_ERROR = "maths_error"
 WRONG_LANGUAGE = "wrong_language"
 REPEATS = "repeats"
@@ -19,10 +22,11 @@ GIVES_ANSWER = "gives_answer"
 UNSURE = "unsure"
 LONG = "long"
 
-FLAG_ORDER = (DISTRESSED, MATHS_ERROR, WRONG_LANGUAGE, REPEATS, GIVES_ANSWER, UNSURE, LONG)
+FLAG_ORDER = (DISTRESSED, UNSAFE_DRAFT, MATHS_ERROR, WRONG_LANGUAGE, REPEATS, GIVES_ANSWER, UNSURE, LONG)
 
 FLAG_LABELS = {
     DISTRESSED: _("The student may be upset"),
+    UNSAFE_DRAFT: _("The draft may be unsafe: read it closely"),
     MATHS_ERROR: _("Wrong maths"),
     WRONG_LANGUAGE: _("Not in the student's language"),
     REPEATS: _("Repeats itself"),
@@ -106,7 +110,8 @@ _GIVES_ANSWER = re.compile("|".join(_GIVES_ANSWER_PATTERNS))
 
 
 def looks_distressed(text: str) -> bool:
-    """The student's message has words of distress (English or French keywords)."""
+    """The student's message has words of distress (English or French keywords). Only the
+    fallback for when the safeguarding classifier fails (tutor.safeguarding.services)."""
     return bool(_DISTRESS.search(_plain(text)))
 
 

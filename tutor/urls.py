@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from classrooms.identity import views as identity_views
 from tutor import health, views
+from tutor.safeguarding import views as safeguarding_views
 
 handler500 = views.server_error
 
@@ -24,6 +25,20 @@ urlpatterns = [
     path("review/<int:reply_id>/split/", views.review_split, name="review_split"),
     path("review/<int:reply_id>/check/", views.review_check, name="review_check"),
     path("review/stats/", views.review_stats, name="review_stats"),
+    path("safeguarding/alerts/", safeguarding_views.alert_list, name="safeguarding_alerts"),
+    path("safeguarding/alerts/<int:alert_id>/", safeguarding_views.alert_page, name="safeguarding_alert"),
+    path(
+        "safeguarding/alerts/<int:alert_id>/acknowledge/",
+        safeguarding_views.alert_acknowledge,
+        name="safeguarding_alert_acknowledge",
+    ),
+    path("safeguarding/alerts/<int:alert_id>/mark/", safeguarding_views.alert_mark, name="safeguarding_alert_mark"),
+    path("school/safeguarding/examples/", safeguarding_views.school_examples, name="school_safeguarding_examples"),
+    path(
+        "school/safeguarding/examples/<int:example_id>/delete/",
+        safeguarding_views.school_example_delete,
+        name="school_safeguarding_example_delete",
+    ),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     # Signing out also ends the session at the school's sign-in service, where it has one.
     path("accounts/logout/", identity_views.sign_out, name="logout"),

@@ -12,7 +12,12 @@ from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.http import require_GET, require_POST
 
-from classrooms.selectors import classroom_for_student, classrooms_of_student, classrooms_reviewed_by
+from classrooms.selectors import (
+    classroom_for_student,
+    classrooms_of_student,
+    classrooms_reviewed_by,
+    may_receive_alerts,
+)
 from tutor import selectors, services
 from tutor.middleware import DATABASE_UNREACHABLE, database_unavailable
 from tutor.models import Message
@@ -25,6 +30,8 @@ def home(request: HttpRequest) -> HttpResponse:
         return redirect("review_queue")
     if user.is_school_admin:
         return redirect("school_home")
+    if may_receive_alerts(user):  # designated safeguarding staff who teach no class
+        return redirect("safeguarding_alerts")
     return redirect("student_classes")
 
 
@@ -124,20 +131,55 @@ def _review_answer(request: HttpRequest, reply: Message, error: services.TutorEr
     if wants_json:
         if reply.status in Message.DECIDED_STATUSES:
             # Decided: the card only has to go; spare the queue's busiest request the full view.
-            payload = {"id": reply.id, "status": reply.status, "decision": reply.decision, "decided": True}
+            payload = {
+                "id": reply.id,
+                "status": reply.status,
+                "decision": reply.decision,
+                "decided": True,
+                # Who got it: the card's student and the group's questions it answered; and
+                # how many still wait, handed on as a card of their own.
+                "answered": len(getattr(reply, "answered", [reply.id])),
+                "handed_on": len(getattr(reply, "handed_on", [])),
+            }
         else:
             payload = selectors.reviewer_view(reply, viewer=request.user)
         return JsonResponse({"reply": payload})
     return redirect("review_queue")
 
 
+MAX_CARD_MEMBERS = 500
+
+
+def _card_members(request: HttpRequest) -> list[int]:
+    """The reply ids of the group's other questions that the teacher's card displayed
+    ("members": comma-separated). A decision answers those and no others."""
+    raw = request.POST.get("members", "")
+    try:
+        ids = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise services.InvalidMessage(_("This card's list of students is not valid. Reload the page.")) from None
+    if len(ids) > MAX_CARD_MEMBERS:
+        raise services.InvalidMessage(_("This card's list of students is not valid. Reload the page."))
+    return ids
+
+
+def _to_all(request: HttpRequest) -> bool:
+    """The teacher chose to send their own words to every student the card displayed."""
+    return request.POST.get("to_all", "") in ("1", "on", "true")
+
+
 @login_required
 @require_POST
 def review_approve(request: HttpRequest, reply_id: int) -> HttpResponse:
     reply = selectors.reply_for_reviewer(request.user, reply_id)
-    text = request.POST.get("text")
     try:
-        reply = services.reply_approve(reply=reply, reviewer=request.user, text=text)
+        reply = services.reply_approve(
+            reply=reply,
+            reviewer=request.user,
+            text=request.POST.get("text"),
+            members=_card_members(request),
+            to_all=_to_all(request),
+        )
     except services.TutorError as exc:
         return _review_answer(request, reply, exc)
     return _review_answer(request, reply)
@@ -148,7 +190,13 @@ def review_approve(request: HttpRequest, reply_id: int) -> HttpResponse:
 def review_reject(request: HttpRequest, reply_id: int) -> HttpResponse:
     reply = selectors.reply_for_reviewer(request.user, reply_id)
     try:
-        reply = services.reply_reject(reply=reply, reviewer=request.user, teacher_text=request.POST.get("text", ""))
+        reply = services.reply_reject(
+            reply=reply,
+            reviewer=request.user,
+            teacher_text=request.POST.get("text", ""),
+            members=_card_members(request),
+            to_all=_to_all(request),
+        )
     except services.TutorError as exc:
         return _review_answer(request, reply, exc)
     return _review_answer(request, reply)
@@ -170,10 +218,11 @@ def review_regenerate(request: HttpRequest, reply_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def review_split(request: HttpRequest, reply_id: int) -> HttpResponse:
-    """Take one question out of its group (or, on the group's lead, dissolve the group)."""
+    """Take one question out of its group (or, on the group's lead, the questions its card
+    displayed)."""
     reply = selectors.reply_for_reviewer(request.user, reply_id)
     try:
-        reply = services.reply_split(reply=reply, reviewer=request.user)
+        reply = services.reply_split(reply=reply, reviewer=request.user, members=_card_members(request))
     except services.TutorError as exc:
         return _review_answer(request, reply, exc)
     return _review_answer(request, reply)

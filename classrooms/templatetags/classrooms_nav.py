@@ -16,5 +16,8 @@ def classrooms_nav(context: template.Context) -> dict:
         "signed_in": signed_in,
         "is_school_admin": signed_in and selectors.is_school_admin(user),
         "teaches": teaches,
-        "may_join": signed_in and not teaches and not user.is_school_admin,
+        "may_join": signed_in
+        and not teaches
+        and not user.is_school_admin
+        and not selectors.is_safeguarding_contact(user, user.school_id),
     }

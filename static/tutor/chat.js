@@ -55,7 +55,7 @@
     const key = m.state + "|" + (m.html || m.text);
     if (body.dataset.key === key) return;  // unchanged: keep KaTeX's rendering
     body.dataset.key = key;
-    body.classList.toggle("md", m.state === "answered" || m.state === "sent");
+    body.classList.toggle("md", m.state === "answered" || m.state === "sent" || m.state === "school");
     if (m.state === "reviewing") {
       waitingBody(body);
     } else if (m.state === "declined") {
@@ -100,13 +100,13 @@
       timers.delete(m.client_id);
     }
     li.className = "message " + m.sender + " " + m.state;
-    li.querySelector(".who").textContent = m.sender === "student" ? t.textYou : t.textTutor;
+    li.querySelector(".who").textContent = m.sender === "student" ? t.textYou : m.sender === "school" ? t.textSchool : t.textTutor;
     const note = li.querySelector(".note");
     if (note) note.remove();
     fillBody(li, m);
     if (t.untitled && m.sender === "student" && m.text) nameConversation(m.text);
     if (follow || (isNew && m.sender === "student")) scrollToEnd(true);
-    else if (m.sender === "tutor" && m.state === "answered" && !wasAnswered) jump.hidden = false;
+    else if ((m.sender === "tutor" && m.state === "answered" && !wasAnswered) || (m.sender === "school" && isNew)) jump.hidden = false;
   }
 
   // The server names a conversation after its first question: show that name at once.

@@ -1,7 +1,12 @@
 // The live review queue: one card per draft, filled from the server's JSON, drafts
 // streaming in, actions sent with fetch (CSRF-protected), the whole queue re-read on
 // every reconnect. Keyboard first: J/K move, A approves, E edits, R rejects, G asks for
-// a new draft, Ctrl+Enter approves while editing, Esc leaves a field.
+// a new draft, I includes the students who asked since the card was opened, Ctrl+Enter
+// approves while editing, Esc leaves a field.
+// A group's card sends back, with each decision, the other questions it displayed
+// ("members"); the server answers those and no others. Once the teacher has opened the
+// card, questions that join are not added silently: the card says how many asked since,
+// and I (or the button) adds them.
 // Text goes in with textContent; only the server's sanitised "html" goes in as HTML.
 "use strict";
 (function () {
@@ -31,7 +36,16 @@
     return fmt(one ? t[key + "One"] : t[key + "Other"], { n: n });
   }
   function setText(el, text) { if (el) el.textContent = text; }
-  function say(text) { announce.textContent = ""; setTimeout(function () { announce.textContent = text; }, 50); }
+  // Two things said in a row (a decision, then the card it handed on) are read together.
+  let said = "", saidAt = 0;
+  function say(text) {
+    const now = Date.now();
+    said = now - saidAt < 1500 && said ? said + " " + text : text;
+    saidAt = now;
+    const current = said;
+    announce.textContent = "";
+    setTimeout(function () { announce.textContent = current; }, 50);
+  }
 
   // How long ago, in the page's language ("3 minutes ago", "il y a 3 minutes").
   const relative = window.Intl && Intl.RelativeTimeFormat ? new Intl.RelativeTimeFormat(lang, { numeric: "auto" }) : null;
@@ -144,7 +158,9 @@
     card.querySelector("textarea.draft").addEventListener("input", function () {
       card.dataset.edited = "1";
       checkEdit(card);
+      showToAll(card);
     });
+    card.querySelector(".include-new").addEventListener("click", function () { includeNew(card); });
     card.querySelector(".open-reject").addEventListener("click", function () { openPanel(card, "reject"); });
     card.querySelector(".open-regenerate").addEventListener("click", function () { openPanel(card, "regenerate"); });
     card.querySelectorAll(".panel .cancel").forEach(function (b) {
@@ -157,7 +173,7 @@
         form.requestSubmit();
       });
     });
-    card.addEventListener("focusin", function () { claimCard(card); });
+    card.addEventListener("focusin", function () { card.dataset.opened = "1"; claimCard(card); });
     card.addEventListener("focusout", function (event) {
       if (!card.contains(event.relatedTarget)) releaseCard(card);
     });
@@ -224,7 +240,7 @@
       li.className = "turn " + h.sender;
       const who = document.createElement("span");
       who.className = "turn-who";
-      who.textContent = h.sender === "student" ? t.textStudent : t.textTutor;
+      who.textContent = h.sender === "student" ? t.textStudent : h.sender === "school" ? t.textSchool : t.textTutor;
       const body = document.createElement("div");
       body.className = "turn-text md";
       body.dir = "auto";
@@ -245,7 +261,7 @@
     flags.replaceChildren();
     (reply.flags || []).forEach(function (f) {
       const li = document.createElement("li");
-      li.className = "flag flag-" + String(f.code).replace(/[^a-z_]/g, "");
+      li.className = "flag flag-" + String(f.code).replace(/[^a-z_]/g, "") + (f.tier ? " tier-" + Number(f.tier) : "");
       li.textContent = f.label;
       flags.append(li);
     });
@@ -292,13 +308,11 @@
     // An edited card's flags describe the teacher's text, not the model's draft.
     if (card.dataset.edited) checkEdit(card);
     else renderChecks(card, reply);
-    const group = card.querySelector(".group");
-    const size = reply.group && reply.group.size;
-    group.hidden = !(size > 1);
-    if (size > 1) {
-      group.textContent = plural("textGroup", size);
-      if (reply.group.students && reply.group.students.length) group.title = reply.group.students.join(", ");
-    }
+    renderGroup(card, reply);
+    const alertLine = card.querySelector(".alert-line");
+    const alertId = reply.safety && reply.safety.alert_id;
+    alertLine.hidden = !alertId;
+    if (alertId) alertLine.querySelector("a").href = t.alertUrl.replace("/0/", "/" + Number(alertId) + "/");
     const claimed = card.querySelector(".claimed");
     const other = reply.claimed_by && !reply.claimed_by_me;
     claimed.hidden = !other;
@@ -312,6 +326,73 @@
     if (card.dataset.edited) return;
     words.hidden = !reply.words;
     if (reply.words) words.textContent = plural("textWords", reply.words);
+  }
+
+  // --- Alike questions: who the card shows, who asked since it was opened.
+  function idList(value) {
+    return (value || "").split(",").filter(Boolean).map(Number);
+  }
+  function renderGroup(card, reply) {
+    const members = (reply.group && reply.group.members) || [];
+    const current = members.filter(function (m) { return m.reply_id !== reply.id; });
+    card._members = members;
+    const previous = idList(card.dataset.members);
+    let shown;
+    if (!card.dataset.opened || card.dataset.members === undefined) {
+      shown = current.map(function (m) { return m.reply_id; });
+    } else {
+      // Opened: keep what the teacher saw (less any that left the group meanwhile).
+      shown = previous.filter(function (id) { return current.some(function (m) { return m.reply_id === id; }); });
+    }
+    showMembers(card, reply.id, shown);
+  }
+  function showMembers(card, ownId, shown) {
+    const members = card._members || [];
+    card.dataset.members = shown.join(",");
+    card.querySelectorAll("input[name=members]").forEach(function (input) { input.value = card.dataset.members; });
+    const onCard = members.filter(function (m) { return m.reply_id === ownId || shown.indexOf(m.reply_id) >= 0; });
+    const size = 1 + shown.length;
+    const chip = card.querySelector(".group");
+    chip.hidden = size < 2;
+    if (size > 1) chip.textContent = plural("textGroup", size);
+    const box = card.querySelector(".group-box");
+    box.hidden = size < 2;
+    const list = box.querySelector(".group-list");
+    list.replaceChildren();
+    onCard.forEach(function (m) {
+      const li = document.createElement("li");
+      const who = document.createElement("span");
+      who.className = "group-student";
+      who.textContent = m.student;
+      const asked = document.createElement("span");
+      asked.className = "group-question";
+      asked.textContent = m.question;
+      li.append(who, " ", asked);
+      list.append(li);
+    });
+    const newcomers = members.filter(function (m) { return m.reply_id !== ownId && shown.indexOf(m.reply_id) < 0; });
+    const notice = card.querySelector(".group-new");
+    const text = newcomers.length ? plural("textAskedSince", newcomers.length) : "";
+    if (notice.textContent !== text) notice.textContent = text;
+    card.querySelector(".include-new").hidden = !newcomers.length;
+    card.querySelectorAll(".to-all-text").forEach(function (el) { el.textContent = fmt(t.textToAll, { n: size }); });
+    showToAll(card);
+  }
+  function showToAll(card) {
+    const group = idList(card.dataset.members).length > 0;
+    card.querySelectorAll(".to-all").forEach(function (line) {
+      const inApprove = !!line.closest("form.approve");
+      line.hidden = !group || (inApprove && !card.dataset.edited);
+      if (line.hidden) line.querySelector("input[type=checkbox]").checked = false;
+    });
+  }
+  function includeNew(card) {
+    const members = card._members || [];
+    const ownId = Number(card.dataset.id);
+    const all = members.filter(function (m) { return m.reply_id !== ownId; }).map(function (m) { return m.reply_id; });
+    if (all.length === idList(card.dataset.members).length) return;
+    showMembers(card, ownId, all);
+    say(fmt(t.textIncluded, { n: 1 + all.length }));
   }
 
   function render(reply) {
@@ -331,7 +412,7 @@
       card.dataset.priority = (reply.priority || []).join("|");
       if (!card.contains(document.activeElement) && !card.dataset.edited) insertInOrder(card);
     }
-    card.className = "card review " + reply.status;
+    card.className = "card review " + (tierOf(reply) ? "tier-" + tierOf(reply) + " " : "") + reply.status;
     card.dataset.status = reply.status;
     card.dataset.attempt = reply.attempt;
     card.dataset.askedAt = reply.asked_at;
@@ -358,7 +439,11 @@
     refreshCount();
   }
 
-  // The server's review_priority, "0|1|2026-…|42": compared part by part, numbers as numbers.
+  // The question's safety tier (2 urgent, 1 concern) colours the card; its place in the
+  // queue comes with review_priority like every other rule of the order.
+  function tierOf(reply) { return (reply.safety && Number(reply.safety.tier)) || 0; }
+
+  // The server's review_priority, "-2|1|2026-…|42": compared part by part, numbers as numbers.
   function comparePriority(a, b) {
     const x = (a || "").split("|"), y = (b || "").split("|");
     for (let i = 0; i < Math.max(x.length, y.length); i++) {
@@ -415,8 +500,10 @@
       } else {
         delete card.dataset.edited;
         closePanels(card);
-        if (form.classList.contains("approve")) say(t.textApproved);
-        else if (form.classList.contains("reject")) say(t.textRejected);
+        const handedOn = data.reply && data.reply.handed_on;
+        const still = handedOn ? " " + plural("textHandedOn", handedOn) : "";
+        if (form.classList.contains("approve")) say(t.textApproved + still);
+        else if (form.classList.contains("reject")) say(t.textRejected + still);
         else { say(t.textRegenerating); form.reset(); card.focus(); }
         render(data.reply);
       }
@@ -432,6 +519,7 @@
   // Adopt the cards the server rendered, so the page works before the socket opens.
   cards.querySelectorAll(".card.review[data-id]").forEach(function (card) {
     card.dataset.status = card.className.split(" ").pop();
+    card.dataset.members = card.querySelector("input[name=members]").value;
     byId.set(Number(card.dataset.id), card);
     listen(card);
   });
@@ -544,6 +632,9 @@
     } else if (key === "g") {
       event.preventDefault();
       openPanel(card, "regenerate");
+    } else if (key === "i") {
+      event.preventDefault();
+      includeNew(card);
     }
   });
 })();

@@ -106,7 +106,7 @@ def test_a_changed_row_updates_the_person(admin_client, school, other_classroom)
     lea.refresh_from_db()
     assert lea.last_name == "Martin-Roux"
     assert Membership.objects.filter(user=lea, classroom=other_classroom).exists()
-    assert User.objects.filter(school=school).count() == 4  # no new account: the number found her
+    assert User.objects.filter(school=school).count() == 5  # no new account: the number found her (+ the CPE)
     assert AuditEntry.objects.filter(action="roster.import").first().details == {
         "created": 0,
         "updated": 1,

@@ -15,7 +15,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.urls import reverse
 
-from tests.tutor.helpers import ScriptedModel, ask, draft, socket
+from tests.tutor.helpers import ScriptedModel, ask, draft, run_drafting, socket
 from tutor import checks, drafting, selectors, services, triage
 from tutor.models import Message
 
@@ -26,23 +26,12 @@ ENGLISH = "To find a percentage of a number, turn the percentage into a decimal 
 FRENCH = "Pour trouver un pourcentage d'un nombre, écris le pourcentage en décimal puis multiplie."
 
 
-@pytest.fixture
-def keep_transaction(monkeypatch):
-    monkeypatch.setattr(drafting, "close_old_connections", lambda: None)
-
-
-def run_drafting(reply: Message, model: ScriptedModel) -> Message:
-    assert drafting.draft_reply(reply_id=reply.pk, attempt=reply.draft_attempt, engine=model) == "drafted"
-    reply.refresh_from_db()
-    return reply
-
-
 def codes(reply: Message, viewer) -> list[str]:
     return [f["code"] for f in selectors.reviewer_view(reply, viewer=viewer)["flags"]]
 
 
 @pytest.mark.django_db
-def test_a_wrong_calculation_is_flagged_with_the_right_value_on_the_card(keep_transaction, student, teacher, classroom):
+def test_a_wrong_calculation_is_flagged_with_the_right_value_on_the_card(student, teacher, classroom):
     reply = run_drafting(ask(student, classroom, "What is 15% of 80?"), ScriptedModel(WRONG))
     assert reply.draft_text == WRONG  # never changed behind the teacher's back
     view = selectors.reviewer_view(reply, viewer=teacher)
@@ -57,9 +46,7 @@ def test_a_wrong_calculation_is_flagged_with_the_right_value_on_the_card(keep_tr
 
 
 @pytest.mark.django_db
-def test_gives_answer_is_decided_exactly_when_the_question_holds_an_exercise(
-    keep_transaction, student, teacher, classroom
-):
+def test_gives_answer_is_decided_exactly_when_the_question_holds_an_exercise(student, teacher, classroom):
     states = run_drafting(ask(student, classroom, "Solve 2x + 3 = 11"), ScriptedModel("Subtract 3: 2x = 8, so x = 4."))
     assert codes(states, teacher) == ["gives_answer"]
     # "= 8." looks like an answer to the wording guess, but the exercise's value is not stated.
@@ -71,7 +58,7 @@ def test_gives_answer_is_decided_exactly_when_the_question_holds_an_exercise(
 
 
 @pytest.mark.django_db
-def test_a_wrong_language_draft_is_regenerated_once_then_flagged(keep_transaction, student, teacher, classroom):
+def test_a_wrong_language_draft_is_regenerated_once_then_flagged(student, teacher, classroom):
     question = "Comment trouver 15 % d'un nombre, s'il te plaît ?"
     model = ScriptedModel(ENGLISH, ENGLISH)
     reply = run_drafting(ask(student, classroom, question), model)
@@ -91,7 +78,7 @@ def test_a_wrong_language_draft_is_regenerated_once_then_flagged(keep_transactio
 
 
 @pytest.mark.django_db
-def test_the_class_language_of_replies_wins_over_the_question(keep_transaction, student, teacher, classroom):
+def test_the_class_language_of_replies_wins_over_the_question(student, teacher, classroom):
     classroom.reply_language = "français"
     classroom.save()
     model = ScriptedModel(ENGLISH, FRENCH)
@@ -100,7 +87,7 @@ def test_the_class_language_of_replies_wins_over_the_question(keep_transaction, 
 
 
 @pytest.mark.django_db
-def test_a_looping_draft_is_cut_regenerated_once_then_flagged(keep_transaction, student, teacher, classroom):
+def test_a_looping_draft_is_cut_regenerated_once_then_flagged(student, teacher, classroom):
     loop = "Seven times eight is 56. " + "12 " * 30
     model = ScriptedModel(loop, loop)
     reply = run_drafting(ask(student, classroom, "What is 7 times 8?"), model)
@@ -162,6 +149,23 @@ def test_a_crashing_check_never_fails_the_draft(monkeypatch):
     assert found["not_checked"] == ["maths"] and "maths_error" not in found["flags"]
 
 
+def test_the_safety_check_is_never_cut_by_the_cap(settings):
+    settings.TUTOR_CHECK_CAP_MS = 0.001  # too short for any check
+    found = checks.run_checks("Then you could jump off the bridge.", checks.DraftContext())
+    assert found["safety"] == {"category": "self_harm"} and "safety" not in found["not_checked"]
+    assert found["flags"] == ["unsafe_draft"] and found["complete"] is False
+
+
+def test_a_draft_the_safety_check_could_not_read_says_so(monkeypatch):
+    def broken(text, context):
+        raise RuntimeError("the embedding engine crashed")
+
+    monkeypatch.setitem(checks.DRAFT_CHECKS, "safety", broken)
+    found = checks.run_checks("Which numbers divide 7?", checks.DraftContext())
+    assert found["not_checked"] == ["safety"]
+    assert checks.summary(found)["line"].startswith("safety: not checked")
+
+
 @pytest.mark.django_db
 def test_an_edit_recomputes_the_flags(as_user, student, teacher, classroom):
     reply = draft(ask(student, classroom, "What is 15% of 80?"), text=RIGHT)
@@ -179,16 +183,19 @@ def test_an_edit_recomputes_the_flags(as_user, student, teacher, classroom):
 
 
 @pytest.mark.django_db
-def test_maths_errors_come_right_after_distress_in_the_queue(keep_transaction, student, classmate, teacher, classroom):
+def test_the_queue_puts_safety_first_then_maths_errors(student, classmate, teacher, classroom):
     first = run_drafting(ask(student, classroom, "What is 3 + 4?"), ScriptedModel("Count on from 3: what do you get?"))
     wrong = run_drafting(ask(classmate, classroom, "What is 15% of 80?"), ScriptedModel(WRONG))
-    upset = draft(ask(classmate, classroom, "I'm so scared of the test, what is 2 + 2?"), text="Let's go slowly.")
+    worried = draft(ask(classmate, classroom, "everyone at school laughs at me and they post my photos"), "I'm sorry.")
+    urgent = draft(ask(student, classroom, "I want to kill myself. What is 2 + 2?"), text="Let's go slowly.")
+    assert (urgent.safety_tier, worried.safety_tier, wrong.safety_tier) == (2, 1, 0)
+    order = [urgent.pk, worried.pk, wrong.pk, first.pk]  # urgent, concern, wrong maths, the oldest
     queue = selectors.review_queue(teacher)
-    assert [r.pk for r in queue] == [upset.pk, wrong.pk, first.pk]
+    assert [r.pk for r in queue] == order
     priorities = [selectors.reviewer_view(r, viewer=teacher)["priority"] for r in queue]
     assert priorities == sorted(priorities)  # what review.js sorts live cards by
     snapshot = selectors.queue_snapshot(classroom.pk)
-    assert [u["id"] for u in snapshot.units] == [upset.pk, wrong.pk, first.pk]  # waits follow the same order
+    assert [u["id"] for u in snapshot.units] == order  # waits follow the same order
 
 
 @pytest.mark.django_db(transaction=True)
@@ -222,11 +229,11 @@ async def test_the_reviewers_socket_carries_maths_error_with_the_right_value(stu
 
 def test_every_flag_has_a_label_and_a_place_in_the_order():
     assert set(triage.FLAG_ORDER) == set(triage.FLAG_LABELS)
-    assert triage.FLAG_ORDER[:2] == ("distressed", "maths_error")
+    assert triage.FLAG_ORDER[:3] == ("distressed", "unsafe_draft", "maths_error")
 
 
 @pytest.mark.django_db
-def test_a_teachers_regenerate_forgets_the_old_checks(keep_transaction, student, teacher, classroom):
+def test_a_teachers_regenerate_forgets_the_old_checks(student, teacher, classroom):
     reply = run_drafting(ask(student, classroom, "What is 15% of 80?"), ScriptedModel(WRONG))
     assert reply.checks["flags"] == ["maths_error"]
     reply = services.reply_regenerate(reply=reply, reviewer=teacher)

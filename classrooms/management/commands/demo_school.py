@@ -1,9 +1,12 @@
-"""Create (or reset) a demo school: an admin, a teacher, two students in one class."""
+"""Create (or reset) a demo school: an admin, a teacher, two students in one class, and
+the school's CPE as its designated safeguarding contact (default supportive messages
+approved, the tutor open to students)."""
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from classrooms.models import Classroom, Membership, School, User
+from classrooms.services import safeguarding_defaults_approve
 
 DEMO_PASSWORD = "demo-pass-2026"
 PEOPLE = [
@@ -11,6 +14,7 @@ PEOPLE = [
     ("demo-teacher", "Théo", "Teacher", "teacher"),
     ("demo-student", "Sam", "Student", "student"),
     ("demo-student2", "Lou", "Student", "student"),
+    ("demo-cpe", "Camille", "CPE", "safeguarding"),
 ]
 
 
@@ -31,6 +35,11 @@ class Command(BaseCommand):
             user.save()
             if role in ("teacher", "student"):
                 Membership.objects.update_or_create(classroom=classroom, user=user, defaults={"role": role})
+            if role == "safeguarding" and not user.email:
+                user.email = "cpe@demo-school.invalid"  # alert e-mails print on the console in development
+                user.save(update_fields=["email"])
+        admin = User.objects.get(username="demo-admin")
+        safeguarding_defaults_approve(actor=admin, school=school, contacts=[User.objects.get(username="demo-cpe")])
         self.stdout.write(f"Demo school ready. Sign in with any of these (password: {DEMO_PASSWORD}):")
         for username, _, _, role in PEOPLE:
             self.stdout.write(f"  {username:15} {role}")

@@ -23,7 +23,7 @@ from classrooms.identity.models import CourseLink, LtiPlatform, SignInProblem
 from classrooms.identity.views import CHOOSE_SALT
 from classrooms.models import Classroom, Membership, School, User
 from tests.classrooms.identity import peers
-from tests.conftest import make_person
+from tests.conftest import make_person, open_to_students
 
 COURSE = "course-42"
 
@@ -44,6 +44,7 @@ def moodle():
 def register(moodle, live_server, school_name: str = "Collège Jean Moulin") -> LtiPlatform:
     """The school admin makes a registration address; Moodle's admin pastes it."""
     school = School.objects.create(name=school_name)
+    open_to_students(school, f"cpe-{school.id}")  # its students may chat (safeguarding set up)
     admin = make_person(f"admin-{school.id}", school, is_school_admin=True)
     invitation = services.platform_invitation_create(actor=admin, school=school)
     tool_url = live_server.url + reverse("identity_lti_register", args=[invitation.token])

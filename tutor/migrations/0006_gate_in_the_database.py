@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tutor", "0004_draft_checks"),
+        ("tutor", "0005_safeguarding_alerts_and_examples"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
