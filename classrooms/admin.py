@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.http import HttpRequest
 
 from classrooms.models import AuditEntry, Classroom, Membership, School, User
 
@@ -29,19 +30,19 @@ class ClassroomAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
-    """The log is never edited, by the operator either."""
+    """The operator reads the log and cannot change it (student_delete alone scrubs names)."""
 
     list_display = ("at", "school", "actor_name", "action", "target")
     list_filter = ("school", "action")
     search_fields = ("actor_name", "target")
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
         return False
 
 

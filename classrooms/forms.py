@@ -26,12 +26,21 @@ def refuse_formula(value: str) -> None:
         raise ValidationError(_("This may not start with =, +, - or @."), code="formula")
 
 
+def clean_new_username(username: str) -> str:
+    """The username of a new account (a staff account, a student signing up): nothing a
+    spreadsheet would run as a formula, and not taken, whatever its case."""
+    refuse_formula(username)
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError(_("This username is taken. Choose another one."), code="taken")
+    return username
+
+
 class ClassroomNameForm(forms.Form):
     name = forms.CharField(label=_("Class name"), max_length=200, validators=[refuse_formula])
 
 
 class PersonChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, person):
+    def label_from_instance(self, person: User) -> str:
         return f"{person} ({person.username})" if person.get_full_name() else person.username
 
 
@@ -113,7 +122,7 @@ class BulkAccountsForm(forms.Form):
 class RosterUploadForm(forms.Form):
     file = forms.FileField(label=_("Roster file (CSV)"))
 
-    def clean_file(self):
+    def clean_file(self) -> bytes:
         upload = self.cleaned_data["file"]
         if upload.size > roster.ROSTER_MAX_BYTES:
             raise ValidationError(
@@ -142,13 +151,8 @@ class StaffAccountForm(forms.Form):
     last_name = forms.CharField(label=_("Last name"), max_length=150, validators=[refuse_formula])
     email = forms.EmailField(label=_("E-mail"), required=False)
 
-    def clean_username(self):
-        username = self.cleaned_data["username"]
-        if roster.looks_like_formula(username):
-            raise ValidationError(_("This may not start with =, +, - or @."))
-        if User.objects.filter(username__iexact=username).exists():
-            raise ValidationError(_("This username is taken."))
-        return username
+    def clean_username(self) -> str:
+        return clean_new_username(self.cleaned_data["username"])
 
 
 class SchoolSettingsForm(forms.ModelForm):
@@ -231,7 +235,7 @@ class TutorSettingsForm(forms.ModelForm):
                 },
             )
 
-    def clean(self):
+    def clean(self) -> dict:
         data = super().clean()
         if data.get("restore_default") or not (data.get("tutor_instructions") or "").strip():
             data["tutor_instructions"] = DEFAULT_TUTOR_INSTRUCTIONS
@@ -268,13 +272,8 @@ class SignUpForm(BaseUserCreationForm):
             self.fields[name].validators.append(refuse_formula)
         self.order_fields(["code", "first_name", "last_name", "username", "password1", "password2"])
 
-    def clean_username(self):
-        username = self.cleaned_data.get("username", "")
-        if roster.looks_like_formula(username):
-            raise ValidationError(_("This may not start with =, +, - or @."))
-        if User.objects.filter(username__iexact=username).exists():
-            raise ValidationError(_("This username is taken. Choose another one."))
-        return username
+    def clean_username(self) -> str:
+        return clean_new_username(self.cleaned_data.get("username", ""))
 
 
 class DeleteStudentForm(forms.Form):
@@ -284,7 +283,7 @@ class DeleteStudentForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.student = student
 
-    def clean_confirm_username(self):
+    def clean_confirm_username(self) -> str:
         value = self.cleaned_data["confirm_username"].strip()
         if value != self.student.username:
             raise ValidationError(_("That is not this student's username."))

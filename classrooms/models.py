@@ -183,7 +183,12 @@ class SupportiveMessage(models.Model):
 
 
 class AuditEntry(models.Model):
-    """Who did what, and when: admin actions and every review decision. Never edited."""
+    """Who did what, and when: admin actions and every review decision.
+
+    Lines are only added, never changed, with one exception: deleting a student's account
+    replaces their name in the lines about them (target, actor_name) and unlinks them
+    (classrooms.services.student_delete), so that the log keeps what happened but not who.
+    """
 
     school = models.ForeignKey(School, null=True, on_delete=models.CASCADE, related_name="audit_entries")
     actor = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")

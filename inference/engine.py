@@ -117,7 +117,7 @@ class MeasuredEngine:
     def __init__(self, engine: Engine, model_key: str):
         self.inner, self.model_key = engine, model_key
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
     def draft(self, job: DraftJob) -> Draft:

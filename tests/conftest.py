@@ -2,10 +2,10 @@
 
 teacher and student share `classroom`; classmate is another student of it;
 stranger_student is in another class of the same school; other_teacher teaches that
-other class; outsider belongs to no class; school_admin runs `school`;
-other_admin runs `other_school`. `school` is open to its students: safeguarding_lead
-(the CPE) is its designated safeguarding contact, and its supportive messages are the
-approved defaults.
+other class; reviewer reviews the drafts of `classroom` without running it; outsider
+belongs to no class; school_admin runs `school`; other_admin runs `other_school`.
+`school` is open to its students: safeguarding_lead (the CPE) is its designated
+safeguarding contact, and its supportive messages are the approved defaults.
 """
 
 from __future__ import annotations
@@ -89,6 +89,14 @@ def teacher(classroom):
 def co_teacher(classroom):
     user = make_person("coteacher", classroom.school)
     Membership.objects.create(classroom=classroom, user=user, role=Membership.Role.TEACHER)
+    return user
+
+
+@pytest.fixture
+def reviewer(classroom):
+    """Reviews the drafts of `classroom` (role reviewer): does not run the class."""
+    user = make_person("reviewer", classroom.school, first_name="Rémi")
+    Membership.objects.create(classroom=classroom, user=user, role=Membership.Role.REVIEWER)
     return user
 
 

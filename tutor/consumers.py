@@ -7,15 +7,19 @@ Events are nudges; what is sent to a student is re-read through the approval gat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from types import SimpleNamespace
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 from django.http import Http404
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from classrooms.selectors import classrooms_reviewed_by, may_receive_alerts
@@ -25,41 +29,75 @@ from tutor.safeguarding import selectors as safeguarding_selectors
 log = logging.getLogger(__name__)
 
 MAX_FRAME_CHARS = 16_000
-CLOSE_FORBIDDEN = 4403
+# Close codes the pages act on (static/tutor/socket.js): 4401 and 4403 stop reconnecting.
+CLOSE_SIGNED_OUT = 4401  # the session ended (signed out, expired, password changed): sign in again
+CLOSE_FORBIDDEN = 4403  # no longer allowed here (removed from the class, class archived)
+CLOSE_TRY_AGAIN = 1013  # the database is unreachable: the page reconnects with backoff and catches up
+DB_RETRY_SECONDS = 1.0
+T = TypeVar("T")
 
 
 @database_sync_to_async
-def _db(fn, *args, **kwargs):
+def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     close_old_connections()  # the database may have restarted under a long-lived socket
     return fn(*args, **kwargs)
 
 
+async def _db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """fn(*args, **kwargs) in a database thread. A lost connection (a restarting
+    PostgreSQL) is tried once more after a moment; a second failure raises."""
+    try:
+        return await _in_thread(fn, *args, **kwargs)
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("database unreachable (%s); trying once more", type(exc).__name__)
+        await asyncio.sleep(DB_RETRY_SECONDS)
+        return await _in_thread(fn, *args, **kwargs)
+
+
 class JsonSocket(AsyncWebsocketConsumer):
-    """Parses frames and answers bad ones with a clear error; the socket stays usable."""
+    """Parses frames and answers bad ones with a clear error; the socket stays usable.
+
+    Nothing is read or sent once the person's session has ended: the socket closes
+    (CLOSE_SIGNED_OUT) when the session expires, and every frame and event is checked
+    against the session's end first. An event the database cannot answer closes the
+    socket with CLOSE_TRY_AGAIN, so that the page reconnects and catches up.
+    """
 
     socket_kind = ""  # in the open-sockets metric
+    closing = False  # the server closed (or refused) the socket: nothing more goes out
+    session_until: datetime | None = None  # when the session stops signing this person in
+    _session_timer: asyncio.Task | None = None
 
-    async def dispatch(self, message):
+    async def dispatch(self, message: dict) -> None:
+        kind = message.get("type", "")
+        if kind != "websocket.disconnect":
+            if self.closing:
+                return
+            if self.session_until is not None and timezone.now() >= self.session_until:
+                try:
+                    alive = await self.session_alive()  # it may have been extended since
+                except DatabaseError:
+                    return await self.close(code=CLOSE_TRY_AGAIN)
+                if not alive:
+                    return await self.close(code=CLOSE_SIGNED_OUT)
         # Everything sent (errors, flags, labels) in the person's language, as on their pages;
         # each frame or event under a request id of its own, which its tasks carry on.
         token = logs.set_request_id(None)
         try:
             with translation.override(self.language()):
-                await super().dispatch(message)
+                try:
+                    await super().dispatch(message)
+                except DatabaseError:
+                    log.warning("database unavailable for a %s event; the socket closes to reconnect", kind)
+                    await self.close(code=CLOSE_TRY_AGAIN)
         finally:
             logs.reset_request_id(token)
 
-    async def accept(self, subprotocol=None, headers=None):
+    async def accept(self, subprotocol: str | None = None, headers: list | None = None) -> None:
         await super().accept(subprotocol, headers)
         if not getattr(self, "_counted", False):
             self._counted = True
             metrics.socket_opened(self.socket_kind)
-
-    async def websocket_disconnect(self, message):
-        if getattr(self, "_counted", False):
-            self._counted = False
-            metrics.socket_closed(self.socket_kind)
-        await super().websocket_disconnect(message)
 
     def language(self) -> str:
         """The account's language; else the language cookie or Accept-Language (as LocaleMiddleware)."""
@@ -73,7 +111,7 @@ class JsonSocket(AsyncWebsocketConsumer):
         )
         return translation.get_language_from_request(request)
 
-    async def receive(self, text_data=None, bytes_data=None):
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
             return await self.send_error("invalid_frame", _("Send JSON text frames."))
         if len(text_data) > MAX_FRAME_CHARS:
@@ -82,7 +120,7 @@ class JsonSocket(AsyncWebsocketConsumer):
             )
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: thousands of nested arrays
             return await self.send_error("invalid_frame", _("That frame is not valid JSON."))
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             return await self.send_error("invalid_frame", _("A frame is an object with a 'type'."))
@@ -92,9 +130,8 @@ class JsonSocket(AsyncWebsocketConsumer):
                 "unknown_type", _("Unknown frame type %(type)s.") % {"type": repr(frame["type"][:40])}
             )
         try:
-            if not await self.session_alive() or not await self.still_allowed():
-                return await self.close(code=CLOSE_FORBIDDEN)
-            await handler(frame)
+            if await self.recheck():
+                await handler(frame)
         except DatabaseError:
             # The database is restarting: nothing was saved; the page sends it again.
             log.warning("database unavailable for a %s frame", frame["type"])
@@ -102,25 +139,80 @@ class JsonSocket(AsyncWebsocketConsumer):
                 "unavailable", _("The server is busy for a moment; trying again."), client_id=frame.get("client_id", "")
             )
 
-    async def send_json(self, payload: dict):
+    async def send_json(self, payload: dict) -> None:
         await self.send(text_data=json.dumps(payload))
 
-    async def send_error(self, code: str, message: str, **extra):
+    async def send_error(self, code: str, message: str, **extra) -> None:
         await self.send_json({"type": "error", "code": code, "message": message, **extra})
 
-    async def access_changed(self, event):
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+        await super().close(code=code, reason=reason)
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        self.closing = True
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+        if getattr(self, "_counted", False):
+            self._counted = False
+            metrics.socket_closed(self.socket_kind)
+        await super().websocket_disconnect(message)
+
+    async def access_changed(self, event: dict) -> None:
         ended = event.get("ended_session")
         if ended and ended == getattr(self.scope.get("session"), "session_key", None):
-            return await self.close(code=CLOSE_FORBIDDEN)
-        if not await self.session_alive() or not await self.still_allowed():
+            return await self.close(code=CLOSE_SIGNED_OUT)
+        await self.recheck()
+
+    async def redis_restarted(self) -> None:
+        """Called by tutor.redis_watch after a Redis restart emptied the groups: re-join
+        them and catch up, with the same checks as any event."""
+        await self.dispatch({"type": "rejoin.groups"})
+
+    async def may_connect(self) -> bool:
+        """A signed-in person, with a live session, allowed here (checked before accept)."""
+        user = self.scope.get("user")
+        return bool(user and user.is_authenticated) and await self.session_alive() and await self.still_allowed()
+
+    async def recheck(self) -> bool:
+        """Still signed in with this session, and still allowed here? If not, the socket
+        closes (CLOSE_SIGNED_OUT, CLOSE_FORBIDDEN) and this returns False."""
+        if not await self.session_alive():
+            await self.close(code=CLOSE_SIGNED_OUT)
+            return False
+        if not await self.still_allowed():
             await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        return True
 
     async def session_alive(self) -> bool:
-        """False once the person signed out (or the session expired): sockets outlive
-        logout unless closed on purpose (django/channels#1324)."""
-        session = self.scope.get("session")
-        key = getattr(session, "session_key", None)
-        return bool(key) and await _db(session.exists, key)
+        """False once the session no longer signs this person in: signed out, expired
+        (even before clearsessions purges it), password changed, account deactivated.
+        Sockets outlive their session unless closed on purpose (django/channels#1324)."""
+        key = getattr(self.scope.get("session"), "session_key", None)
+        self.session_until = await _db(selectors.session_signed_in_until, key, self.user)
+        if self.session_until is None:
+            return False
+        if self._session_timer is None or self._session_timer.done():
+            self._session_timer = asyncio.get_running_loop().create_task(self._close_when_session_ends())
+        return True
+
+    async def _close_when_session_ends(self) -> None:
+        """Close the socket at the session's end, even if no frame or event comes."""
+        while not self.closing and self.session_until is not None:
+            await asyncio.sleep(max(0.0, (self.session_until - timezone.now()).total_seconds()) + 0.05)
+            if self.closing:
+                return
+            try:
+                alive = await self.session_alive()  # used since, it may last longer now
+            except DatabaseError:
+                return await self.close(code=CLOSE_TRY_AGAIN)
+            if not alive:
+                return await self.close(code=CLOSE_SIGNED_OUT)
 
     async def still_allowed(self) -> bool:
         raise NotImplementedError
@@ -131,26 +223,26 @@ class ChatConsumer(JsonSocket):
 
     socket_kind = "chat"
 
-    async def connect(self):
+    async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.conversation_id = int(self.scope["url_route"]["kwargs"]["conversation_id"])
         self.sent_version = 0
-        if not self.user or not self.user.is_authenticated or not await self.still_allowed():
+        if not await self.may_connect():
             return await self.close(code=CLOSE_FORBIDDEN)
         # Join before accepting, so nothing sent after the socket opens is missed.
         await self.join_groups()
         await self.accept()
         redis_watch.watch(self)
 
-    async def join_groups(self):
+    async def join_groups(self) -> None:
         await self.channel_layer.group_add(events.conversation_group(self.conversation_id), self.channel_name)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
 
-    async def redis_restarted(self):
+    async def rejoin_groups(self, event: dict) -> None:
         await self.join_groups()
         await self.send_changes(self.sent_version)  # what was sent while nobody was in the group
 
-    async def disconnect(self, code):
+    async def disconnect(self, code: int) -> None:
         redis_watch.forget(self)
         if getattr(self, "user", None) and self.user.is_authenticated:
             await self.channel_layer.group_discard(events.conversation_group(self.conversation_id), self.channel_name)
@@ -163,14 +255,17 @@ class ChatConsumer(JsonSocket):
             return False
         return True
 
-    async def frame_sync(self, frame):
+    async def frame_sync(self, frame: dict) -> None:
         since = frame.get("since", 0)
-        if not isinstance(since, int) or since < 0:
+        if not isinstance(since, int) or isinstance(since, bool) or since < 0:
             return await self.send_error("invalid_frame", _("'since' must be a version number."))
+        # A version from the future (a stale tab, a bad client) would make this socket wait
+        # for changes that never come: the conversation's own version is the most it has.
+        since = min(since, self.conversation.version)
         self.sent_version = min(self.sent_version, since) if self.sent_version else since
         await self.send_changes(since)
 
-    async def frame_ask(self, frame):
+    async def frame_ask(self, frame: dict) -> None:
         text, client_id = frame.get("text"), frame.get("client_id", "")
         if not isinstance(text, str) or not isinstance(client_id, str):
             return await self.send_error("invalid_frame", _("'text' and 'client_id' must be text."))
@@ -180,7 +275,7 @@ class ChatConsumer(JsonSocket):
             return await self.send_error(exc.code, exc.message, client_id=client_id)
         await self.send_changes(self.sent_version)
 
-    async def conversation_changed(self, event):
+    async def conversation_changed(self, event: dict) -> None:
         # The sender read the change through the approval gate; it goes on as it is when it
         # follows what this socket has. A gap or a bare nudge: re-read from the database.
         # (Removal from the class, deactivation and sign-out close the socket at once,
@@ -192,7 +287,7 @@ class ChatConsumer(JsonSocket):
         elif version is None or version > self.sent_version:
             await self.send_changes(self.sent_version)
 
-    async def send_changes(self, since: int):
+    async def send_changes(self, since: int) -> None:
         """Re-check access and read what changed since `since`, in one trip to the database."""
 
         def read():
@@ -208,15 +303,15 @@ class ChatConsumer(JsonSocket):
             self.sent_version = max(self.sent_version, max(m["version"] for m in messages))
         await self.send_json({"type": "messages", "messages": messages, "version": self.sent_version, "wait": wait})
 
-    async def frame_wait(self, frame):
+    async def frame_wait(self, frame: dict) -> None:
         await self.send_wait()
 
-    async def wait_changed(self, event):
+    async def wait_changed(self, event: dict) -> None:
         if "wait" in event:  # numbers the sender worked out for this conversation
             return await self.send_json({"type": "wait", "wait": event["wait"]})
         await self.send_wait()
 
-    async def send_wait(self):
+    async def send_wait(self) -> None:
         wait = await _db(selectors.wait_estimates, self.conversation)
         await self.send_json({"type": "wait", "wait": wait})
 
@@ -226,22 +321,22 @@ class ReviewConsumer(JsonSocket):
 
     socket_kind = "review"
 
-    async def connect(self):
+    async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.classroom_ids: set[int] = set()
-        if not self.user or not self.user.is_authenticated or not await self.still_allowed():
+        if not await self.may_connect():
             return await self.close(code=CLOSE_FORBIDDEN)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
         await self.accept()
         redis_watch.watch(self)
 
-    async def redis_restarted(self):
+    async def rejoin_groups(self, event: dict) -> None:
         self.classroom_ids = set()  # still_allowed joins them all again
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
         if await self.still_allowed():
             await self.frame_sync({})
 
-    async def disconnect(self, code):
+    async def disconnect(self, code: int) -> None:
         redis_watch.forget(self)
         for classroom_id in getattr(self, "classroom_ids", ()):
             await self.channel_layer.group_discard(events.reviewers_group(classroom_id), self.channel_name)
@@ -251,11 +346,7 @@ class ReviewConsumer(JsonSocket):
     async def still_allowed(self) -> bool:
         """Re-read the classes this person reviews now; follow them in and out of groups."""
 
-        def reviewed_now():
-            self.user.refresh_from_db(fields=["is_active"])
-            return set(classrooms_reviewed_by(self.user).values_list("id", flat=True))
-
-        ids = await _db(reviewed_now)
+        ids = await _db(lambda: set(classrooms_reviewed_by(self.user).values_list("id", flat=True)))
         for gone in self.classroom_ids - ids:
             await self.channel_layer.group_discard(events.reviewers_group(gone), self.channel_name)
         for new in ids - self.classroom_ids:
@@ -263,7 +354,7 @@ class ReviewConsumer(JsonSocket):
         self.classroom_ids = ids
         return bool(ids)
 
-    async def frame_sync(self, frame):
+    async def frame_sync(self, frame: dict) -> None:
         def read():
             replies = [selectors.reviewer_view(r, viewer=self.user) for r in selectors.review_queue(self.user)]
             return replies, selectors.queue_header(classrooms_reviewed_by(self.user))
@@ -272,14 +363,14 @@ class ReviewConsumer(JsonSocket):
         drafting = await _db(self.drafting_status)
         await self.send_json({"type": "queue", "replies": queue, "classes": header, "drafting": drafting})
 
-    async def frame_drafting(self, frame):
+    async def frame_drafting(self, frame: dict) -> None:
         """Whether the model can draft now (the page asks again while it cannot)."""
         await self.send_json({"type": "drafting", "drafting": await _db(self.drafting_status)})
 
     def drafting_status(self) -> dict:
         return selectors.drafting_status_for(classrooms_reviewed_by(self.user).select_related("school"))
 
-    async def review_changed(self, event):
+    async def review_changed(self, event: dict) -> None:
         if event.get("decided"):
             # Only this class's reviewers are in the group (re-checked on every frame and
             # on access.changed), and the id is all that goes: no read per socket.
@@ -290,7 +381,7 @@ class ReviewConsumer(JsonSocket):
             return
         await self.send_json({"type": "reply", "reply": await _db(selectors.reviewer_view, reply, viewer=self.user)})
 
-    async def review_progress(self, event):
+    async def review_progress(self, event: dict) -> None:
         # Sent only to this class's reviewers group; membership is re-checked at each
         # frame and on access.changed, which removal from a class sends at once.
         await self.send_json(
@@ -303,7 +394,7 @@ class AlertConsumer(JsonSocket):
     who may be alerted (class reviewers, designated staff, school admins). Banners carry
     no student and no words; each event is re-read through the alert's access rule."""
 
-    async def connect(self):
+    async def connect(self) -> None:
         self.user = self.scope.get("user")
         if not self.user or not self.user.is_authenticated or not await self.still_allowed():
             return await self.close(code=CLOSE_FORBIDDEN)
@@ -311,15 +402,15 @@ class AlertConsumer(JsonSocket):
         await self.accept()
         redis_watch.watch(self)
 
-    async def join_groups(self):
+    async def join_groups(self) -> None:
         await self.channel_layer.group_add(events.alerts_group(self.user.id), self.channel_name)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
 
-    async def redis_restarted(self):
+    async def redis_restarted(self) -> None:
         await self.join_groups()
         await self.frame_sync({})  # alerts raised while nobody was in the group
 
-    async def disconnect(self, code):
+    async def disconnect(self, code: int) -> None:
         redis_watch.forget(self)
         if getattr(self, "user", None) and self.user.is_authenticated:
             await self.channel_layer.group_discard(events.alerts_group(self.user.id), self.channel_name)
@@ -332,13 +423,13 @@ class AlertConsumer(JsonSocket):
 
         return await _db(allowed)
 
-    async def frame_sync(self, frame):
+    async def frame_sync(self, frame: dict) -> None:
         def read():
             return [safeguarding_selectors.banner_view(a) for a in safeguarding_selectors.open_alerts_for(self.user)]
 
         await self.send_json({"type": "alerts", "alerts": await _db(read)})
 
-    async def alert_changed(self, event):
+    async def alert_changed(self, event: dict) -> None:
         banner = await _db(safeguarding_selectors.alert_banner_for, self.user, event["alert_id"])
         if banner is not None:
             await self.send_json({"type": "alert", "alert": banner})

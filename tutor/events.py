@@ -1,8 +1,11 @@
 """Group names and message shapes for live updates, and the one way to send them.
 
-A socket message is only a nudge: the database is the truth. Student sockets get
-nudges that carry no text at all; their consumer re-reads what changed through the
-approval gate. Drafts travel only to reviewer groups, which no student socket joins.
+A socket message is only a nudge: the database is the truth. What a student's socket
+is sent carries only text that has passed the approval gate: the sender reads the change
+through tutor.selectors.student_view once, and each socket passes it on when it follows
+what the socket already has, or re-reads from the database when it does not (a gap, or
+a bare nudge). Wait estimates carry numbers only. Drafts and their progress travel only
+to reviewer groups, which no student socket joins.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection
@@ -27,7 +28,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def _timed(check) -> dict:
+def _timed(check: Callable[[], object]) -> dict:
     started = time.perf_counter()
     try:
         detail = check() or {}
@@ -107,10 +108,10 @@ PROBES = {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
 class ProbeMiddleware:
     """Answers the probes before the rest of the chain (see the module docstring)."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         probe = PROBES.get(request.path_info)
         if probe is not None and request.method in ("GET", "HEAD"):
             return probe(request)

@@ -19,6 +19,9 @@ import contextvars
 import logging
 import re
 import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
 
 REQUEST_ID_HEADER = "HTTP_X_REQUEST_ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -82,10 +85,10 @@ class QuietServerFilter(logging.Filter):
 class RequestIdMiddleware:
     """The request's id: nginx's X-Request-ID, or a new one; sent back in the answer."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         token = set_request_id(request.META.get(REQUEST_ID_HEADER))
         try:
             response = self.get_response(request)
@@ -100,17 +103,17 @@ def connect_celery_signals() -> None:
     from celery.signals import before_task_publish, task_postrun, task_prerun
 
     @before_task_publish.connect(weak=False)
-    def add_request_id(headers=None, **kwargs):
+    def add_request_id(headers: dict | None = None, **kwargs: object) -> None:
         if headers is not None and _request_id.get() != "-":
             headers.setdefault(TASK_HEADER, _request_id.get())
 
     @task_prerun.connect(weak=False)
-    def restore_request_id(task=None, task_id=None, **kwargs):
+    def restore_request_id(task: object = None, task_id: str | None = None, **kwargs: object) -> None:
         carried = getattr(task.request, TASK_HEADER, None) if task is not None else None
         task.request._tutor_log_token = set_request_id(carried or task_id)
 
     @task_postrun.connect(weak=False)
-    def forget_request_id(task=None, **kwargs):
+    def forget_request_id(task: object = None, **kwargs: object) -> None:
         token = getattr(task.request, "_tutor_log_token", None) if task is not None else None
         if token is not None:
             try:

@@ -40,7 +40,7 @@ class Unchecked(Exception):
 _UNITS: dict[str, tuple[str, sympy.Rational]] = {}
 
 
-def _unit(dimension: str, factor, *names: str) -> None:
+def _unit(dimension: str, factor: object, *names: str) -> None:
     for name in names:
         _UNITS[name] = (dimension, sympy.Rational(factor))
 
@@ -401,7 +401,7 @@ class _Parser:
         raise Unchecked("unparsed")
 
 
-def _power(base, exponent):
+def _power(base: object, exponent: object):
     if not exponent.is_number or not base.is_number:
         if exponent.is_Integer and abs(int(exponent)) <= 10:
             return base**exponent
@@ -473,7 +473,7 @@ def _decimals(literal: str) -> int:
     return len(literal.split(".")[1]) if "." in literal else 0
 
 
-def _close(a, b, *, approx: bool, literal: str | None) -> bool:
+def _close(a: object, b: object, *, approx: bool, literal: str | None) -> bool:
     """a equals b exactly, or b is a decimal written as a rounding of a."""
     difference = sympy.nsimplify(a - b) if (a.is_Rational and b.is_Rational) else None
     if difference is not None:
@@ -493,7 +493,7 @@ def _close(a, b, *, approx: bool, literal: str | None) -> bool:
     return False
 
 
-def format_number(value, *, decimal_comma: bool = False, literal_places: int | None = None) -> str:
+def format_number(value: object, *, decimal_comma: bool = False, literal_places: int | None = None) -> str:
     """A value as a teacher would write it: 12, 0.15, 2/3 (≈ 0.667), √2 ≈ 1.414."""
     value = sympy.nsimplify(value) if value.is_Rational else value
     if value.is_Integer:
@@ -798,7 +798,7 @@ def _as_plain_number(side: Side) -> Side:
     return Side(value=sympy.Rational(side.literal), dimension=None, shown=side.shown, literal=side.literal)
 
 
-def _in_unit_of(side: Side, value, *, decimal_comma: bool, places: int | None) -> str:
+def _in_unit_of(side: Side, value: object, *, decimal_comma: bool, places: int | None) -> str:
     """`value` written in the unit `side` was written in ("7200 s" as "120 min")."""
     if side.unit:
         value = value / _UNITS[side.unit][1]
@@ -843,7 +843,7 @@ def _states_value(left: Side, right: Side, exercise: Exercise) -> bool:
     return right.literal is not None and any(_same(right.value, v) for v in exercise.values)
 
 
-def _same(a, b) -> bool:
+def _same(a: object, b: object) -> bool:
     try:
         return _close(a, b, approx=False, literal=None)
     except Exception:  # noqa: BLE001
@@ -950,7 +950,7 @@ def find_exercise(question: str, *, decimal_comma: bool | None = None) -> Exerci
     return None
 
 
-def _solve(expression, symbol) -> list | None:
+def _solve(expression: object, symbol: object) -> list | None:
     """Real solutions of expression = 0 for a polynomial of degree ≤ 4 (after clearing
     denominators); None when it is not one."""
     numerator, denominator = sympy.fraction(sympy.together(expression))

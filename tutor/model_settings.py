@@ -115,7 +115,7 @@ def read_models(tutor_model: dict, environ: dict | None = None) -> list[dict]:
     return models
 
 
-def _one_model(entry, index: int, tutor_model: dict) -> dict:
+def _one_model(entry: object, index: int, tutor_model: dict) -> dict:
     where = f"model {index + 1}"
     if not isinstance(entry, dict):
         raise _fail(f"{where} is not an object")

@@ -50,6 +50,12 @@ class Message(models.Model):
         # reviewed reply (see QuestionGroup) and has no draft of its own.
         GROUPED = "grouped", _("Answered with alike questions")
 
+    # The status sets, written once. Waiting for a teacher (a group's members wait on
+    # their lead); what a reviewer acts on (a group once, as its lead); decided.
+    PENDING_STATUSES = (Status.QUEUED, Status.DRAFTING, Status.AWAITING_REVIEW, Status.FAILED, Status.GROUPED)
+    REVIEWABLE_STATUSES = (Status.QUEUED, Status.DRAFTING, Status.AWAITING_REVIEW, Status.FAILED)
+    DECIDED_STATUSES = (Status.APPROVED, Status.REJECTED)
+
     class Decision(models.TextChoices):
         AS_DRAFTED = "as_drafted", _("Approved as drafted")
         EDITED = "edited", _("Edited, then approved")
@@ -123,6 +129,18 @@ class Message(models.Model):
                 condition=~models.Q(client_id=""),
                 name="one_message_per_client_id",
             ),
+            # The gate, in the database too: the text a student reads exists only once a
+            # teacher approved it or wrote it (tutor.selectors.student_visible_text).
+            models.CheckConstraint(
+                condition=models.Q(final_text="")
+                | models.Q(status="approved")
+                | models.Q(status="rejected", decision="teacher_reply"),
+                name="final_text_only_from_a_teacher",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="approved") | ~models.Q(final_text=""),
+                name="an_approved_reply_has_text",
+            ),
         ]
         indexes = [models.Index(fields=["status", "created_at"]), models.Index(fields=["conversation", "version"])]
 
@@ -131,13 +149,7 @@ class Message(models.Model):
 
     @property
     def is_pending(self) -> bool:
-        return self.status in (
-            self.Status.QUEUED,
-            self.Status.DRAFTING,
-            self.Status.AWAITING_REVIEW,
-            self.Status.FAILED,
-            self.Status.GROUPED,
-        )
+        return self.status in self.PENDING_STATUSES
 
 
 class QuestionGroup(models.Model):

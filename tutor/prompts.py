@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from classrooms.models import Classroom
 from tutor.models import Message
 from tutor.selectors import student_visible_text
 
@@ -17,7 +18,7 @@ VERIFIED_WORKING = (
 )
 
 
-def tutor_instructions(classroom, *, instruction: str = "", facts: str = "", automatic: str = "") -> str:
+def tutor_instructions(classroom: Classroom, *, instruction: str = "", facts: str = "", automatic: str = "") -> str:
     """The class's tutor, as its teachers set it, in one system message.
 
     `instruction` is the teacher's (a regenerate request); `automatic` the checks' one

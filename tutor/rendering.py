@@ -12,6 +12,7 @@ from __future__ import annotations
 import nh3
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
+from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 
 ALLOWED_TAGS = {
@@ -96,13 +97,13 @@ def _find_closing(src: str, start: int, end: int, closing: str, single_dollar: b
         return i
 
 
-def _render_math(self, tokens, idx, options, env) -> str:
+def _render_math(self: object, tokens: list, idx: int, options: dict, env: dict) -> str:
     token = tokens[idx]
     kind = "math-display" if token.type == "math_display" else "math-inline"
     return f'<span class="math {kind}">{escapeHtml(token.content)}</span>'
 
 
-def _shift_headings(state) -> None:
+def _shift_headings(state: StateCore) -> None:
     """Headings inside a message sit under the page's own: # becomes h3."""
     for token in state.tokens:
         if token.type in ("heading_open", "heading_close"):

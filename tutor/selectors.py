@@ -6,32 +6,29 @@ student may see. Every page, socket, API and export a student reaches goes throu
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import import_module
+from types import SimpleNamespace
 
 from django.conf import settings
+from django.contrib import auth
 from django.db.models import Count, Min, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from classrooms.models import REVIEW_ROLES, Classroom, Membership, User
-from classrooms.selectors import classroom_model, declared_models, model_label
+from classrooms.models import Classroom, Membership, User
+from classrooms.selectors import classroom_model, classrooms_reviewed_by, declared_models, model_label
 from tutor import checks, triage
+from tutor.measures import percentile
 from tutor.models import Conversation, Message
 from tutor.rendering import render_markdown
 from tutor.safeguarding import classifier
 
-PENDING_STATUSES = (
-    Message.Status.QUEUED,
-    Message.Status.DRAFTING,
-    Message.Status.AWAITING_REVIEW,
-    Message.Status.FAILED,
-    Message.Status.GROUPED,
-)
-# What a reviewer has to act on: a group's members wait on their lead, which stands for them.
-REVIEWABLE_STATUSES = tuple(s for s in PENDING_STATUSES if s != Message.Status.GROUPED)
+PENDING_STATUSES = Message.PENDING_STATUSES
+REVIEWABLE_STATUSES = Message.REVIEWABLE_STATUSES
 
 
 def student_visible_text(message: Message) -> str | None:
@@ -43,7 +40,7 @@ def student_visible_text(message: Message) -> str | None:
     """
     if message.sender in (Message.Sender.STUDENT, Message.Sender.SCHOOL):
         return message.text
-    if message.status in (Message.Status.APPROVED, Message.Status.REJECTED) and message.final_text:
+    if message.status in Message.DECIDED_STATUSES and message.final_text:
         return message.final_text
     return None
 
@@ -72,6 +69,22 @@ def student_view(message: Message) -> dict:
         "created_at": message.created_at.isoformat(),
         "in_reply_to": message.in_reply_to_id,
     }
+
+
+def session_signed_in_until(session_key: str | None, user: User) -> datetime | None:
+    """Until when the session `session_key` signs `user` in; None once it does not
+    (signed out, expired, another person's, the password changed, the account
+    deactivated). The session is read as a request would read it: `SessionStore.exists`
+    is true for an expired session until clearsessions purges it (PITFALLS)."""
+    if not session_key or getattr(user, "pk", None) is None:
+        return None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if auth.get_user(SimpleNamespace(session=store)).pk != user.pk:
+        return None
+    model = getattr(store, "get_model_class", None)  # database-backed sessions know their end
+    if model is None:
+        return store.get_expiry_date()
+    return model().objects.filter(session_key=session_key).values_list("expire_date", flat=True).first()
 
 
 def conversations_of_student(user: User, classroom_id: int) -> QuerySet[Conversation]:
@@ -126,9 +139,7 @@ def review_queue(user: User) -> list[Message]:
         Message.objects.filter(
             sender=Message.Sender.TUTOR,
             status__in=REVIEWABLE_STATUSES,
-            conversation__classroom__archived=False,
-            conversation__classroom__memberships__user=user,
-            conversation__classroom__memberships__role__in=REVIEW_ROLES,
+            conversation__classroom__in=classrooms_reviewed_by(user),
         )
         .select_related("conversation__classroom", "conversation__student", "in_reply_to", "claimed_by")
         .order_by("created_at", "id")
@@ -138,17 +149,9 @@ def review_queue(user: User) -> list[Message]:
 
 def reply_for_reviewer(user: User, reply_id: int) -> Message:
     """A tutor reply in one of this person's reviewed classes; 404 for missing and forbidden alike."""
-    if not user.is_authenticated or not user.is_active:
-        raise Http404
     reply = (
         Message.objects.select_related("conversation__classroom", "conversation__student", "in_reply_to", "claimed_by")
-        .filter(
-            pk=reply_id,
-            sender=Message.Sender.TUTOR,
-            conversation__classroom__archived=False,
-            conversation__classroom__memberships__user=user,
-            conversation__classroom__memberships__role__in=REVIEW_ROLES,
-        )
+        .filter(pk=reply_id, sender=Message.Sender.TUTOR, conversation__classroom__in=classrooms_reviewed_by(user))
         .first()
     )
     if reply is None:
@@ -292,7 +295,7 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
             for m in earlier
             if student_visible_text(m) is not None
         ],
-        "decided": reply.status in (Message.Status.APPROVED, Message.Status.REJECTED),
+        "decided": reply.status in Message.DECIDED_STATUSES,
         "decision": reply.decision,
         "reviewed_by": str(reply.reviewed_by) if reply.reviewed_by_id else "",
         "flags": _flags(reply, conversation.classroom.max_reply_words),
@@ -409,7 +412,7 @@ def drafting_status(model_keys: list[str] | None = None) -> dict:
     return min(statuses, key=lambda s: _WORST_FIRST.index(s["state"]) if s["state"] in _WORST_FIRST else 3)
 
 
-def drafting_status_for(classrooms) -> dict:
+def drafting_status_for(classrooms: Iterable[Classroom]) -> dict:
     """drafting_status of the models that draft these classes' replies."""
     return drafting_status(sorted({classroom_model(c) for c in classrooms}))
 
@@ -485,15 +488,7 @@ def wait_estimates(conversation: Conversation) -> list[dict]:
     return [wait_entry(r, snapshot) for r in pending]
 
 
-def _percentile(values: list[float], share: float) -> float | None:
-    """Nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1)
-
-
-def queue_header(classrooms) -> list[dict]:
+def queue_header(classrooms: Iterable[Classroom]) -> list[dict]:
     """Per class: questions waiting, reviews they need (a group once), the oldest wait."""
     now = timezone.now()
     rows = []
@@ -515,14 +510,14 @@ def queue_header(classrooms) -> list[dict]:
 
 
 def classrooms_with_stats_for(user: User) -> QuerySet[Classroom]:
-    """Classes whose waits and review times this person may see: those they teach, and
-    every class of the school they administer."""
-    if not user.is_authenticated or not user.is_active:
+    """Classes whose waits and review times this person may see: those they review
+    (classrooms_reviewed_by), and every class of the school they administer."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
         return Classroom.objects.none()
-    allowed = Q(memberships__user=user, memberships__role=Membership.Role.TEACHER)
+    allowed = Q(pk__in=classrooms_reviewed_by(user).values("pk"))
     if user.is_school_admin and user.school_id:
         allowed |= Q(school_id=user.school_id)
-    return Classroom.objects.filter(allowed, archived=False).distinct().order_by("name")
+    return Classroom.objects.filter(allowed, archived=False).order_by("name")
 
 
 def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
@@ -532,7 +527,7 @@ def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
         Message.objects.filter(
             conversation__classroom=classroom,
             sender=Message.Sender.TUTOR,
-            status__in=(Message.Status.APPROVED, Message.Status.REJECTED),
+            status__in=Message.DECIDED_STATUSES,
             reviewed_at__gte=since,
         )
         .order_by("-reviewed_at")
@@ -547,10 +542,10 @@ def review_stats(classroom: Classroom, *, days: int = 7) -> dict:
         "answered": len(decided),
         "reviews": len(reviews),
         "grouped_share": round(sum(1 for d in decided if d["group_id"]) / len(decided), 3) if decided else 0.0,
-        "wait_p50_s": _percentile(waits, 0.5),
-        "wait_p95_s": _percentile(waits, 0.95),
-        "review_p50_s": _percentile(reviews, 0.5),
-        "review_p95_s": _percentile(reviews, 0.95),
+        "wait_p50_s": percentile(waits, 0.5),
+        "wait_p95_s": percentile(waits, 0.95),
+        "review_p50_s": percentile(reviews, 0.5),
+        "review_p95_s": percentile(reviews, 0.95),
     }
 
 

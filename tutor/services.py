@@ -3,6 +3,11 @@
 Each change is atomic; where two actors can race (two teachers, a worker and a
 teacher) it is a conditional update whose row count says who won. Events and tasks
 are sent only after the transaction commits.
+
+The checks before a write that only refuse (a student's rate limits in question_ask)
+read outside the transaction: two questions sent at the same instant may both pass a
+limit by one. They protect the queue from floods, not an invariant; nothing a student
+may see depends on them.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection, models, transaction
@@ -26,6 +31,7 @@ from tutor.models import Conversation, Message, QuestionGroup
 from tutor.safeguarding import services as safeguarding
 from tutor.safeguarding.classifier import CONCERN, URGENT
 from tutor.selectors import PENDING_STATUSES, class_wait_estimates, reply_model_key, student_view
+from tutor.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +177,8 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     transaction (tutor.safeguarding.services.alert_raise), whether or not a drafting
     worker is up.
     """
-    # PostgreSQL text cannot hold NUL: it shows as the replacement character instead.
-    text = (text or "").replace("\x00", "\ufffd").strip()
-    client_id = (client_id or "").replace("\x00", "")[:64]
+    text = clean_text(text)
+    client_id = clean_text(client_id)[:64]
     if not text:
         raise InvalidMessage(_("Your message is empty."))
     if len(text) > settings.TUTOR_MAX_MESSAGE_CHARS:
@@ -243,12 +248,7 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
 
 # Alike questions: one review for a group (see tutor.models.QuestionGroup).
 
-JOINABLE_LEAD_STATUSES = (
-    Message.Status.QUEUED,
-    Message.Status.DRAFTING,
-    Message.Status.AWAITING_REVIEW,
-    Message.Status.FAILED,
-)
+JOINABLE_LEAD_STATUSES = Message.REVIEWABLE_STATUSES  # a question still waiting for its own review
 
 
 def _lock_grouping(classroom_id: int) -> None:
@@ -410,7 +410,7 @@ def draft_finish(
             changes["previous_drafts"] = list(history) + discarded
         saved = Message.objects.filter(pk=reply_id, draft_attempt=attempt, status=Message.Status.DRAFTING).update(
             status=Message.Status.AWAITING_REVIEW,
-            draft_text=text,
+            draft_text=clean_text(text),
             model_name=model_name[:200],
             generation_settings=generation_settings,
             mean_token_prob=mean_token_prob,
@@ -545,7 +545,7 @@ def requeue_stuck_drafts(*, queued_for: float | None = None, silent_for: float |
 # go only to the student whose card it was, unless the teacher sends them to all.
 
 
-def _claim_free(reviewer: User, now) -> Q:
+def _claim_free(reviewer: User, now: datetime) -> Q:
     """Rows nobody else holds: no claim, this reviewer's own, or an expired one."""
     return Q(claimed_by__isnull=True) | Q(claimed_by=reviewer) | Q(claimed_until__lt=now)
 
@@ -576,22 +576,22 @@ class _SecondsSince(models.Func):
 
     output_field = models.FloatField()
 
-    def __init__(self, now, column: str):
+    def __init__(self, now: datetime, column: str):
         super().__init__(Value(now, output_field=models.DateTimeField()), F(column))
 
-    def as_sql(self, compiler, connection, **extra):  # PostgreSQL
+    def as_sql(self, compiler: object, connection: object, **extra: object) -> tuple:  # PostgreSQL
         return super().as_sql(
             compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))", arg_joiner=" - ", **extra
         )
 
-    def as_sqlite(self, compiler, connection, **extra):
+    def as_sqlite(self, compiler: object, connection: object, **extra: object) -> tuple:
         # Django's own function (microseconds); julianday() keeps only milliseconds.
         return super().as_sql(
             compiler, connection, template="(django_timestamp_diff(%(expressions)s) / 1000000.0)", **extra
         )
 
 
-def _review_seconds(reviewer: User, now) -> Case:
+def _review_seconds(reviewer: User, now: datetime) -> Case:
     """Opened -> decided, when this reviewer opened it (within the hour), else None; in
     the decision's own update, so that it costs no read."""
     opened_by_them = Q(claimed_by=reviewer, review_opened_at__lte=now, review_opened_at__gte=now - timedelta(hours=1))
@@ -671,7 +671,16 @@ def _next_version(conversation_id: int) -> int:
     return _bump_versions([conversation_id])[conversation_id]
 
 
-def _decide_once(reply, reviewer, *, status, decision, final_text, members, share) -> Message:
+def _decide_once(
+    reply: Message,
+    reviewer: User,
+    *,
+    status: str,
+    decision: str,
+    final_text: str,
+    members: Collection[int],
+    share: bool,
+) -> Message:
     # Approving needs a finished draft; rejecting (perhaps with the teacher's own reply)
     # may also cut a draft short or answer a failed one.
     decidable = (Message.Status.AWAITING_REVIEW,) if status == Message.Status.APPROVED else PENDING_STATUSES
@@ -854,7 +863,7 @@ def _hand_on(waiting: list[Message], *, lead: Message) -> list[int]:
 
 def _already_decided_message(reply_id: int) -> str:
     reply = Message.objects.select_related("reviewed_by").get(pk=reply_id)
-    if reply.status in (Message.Status.APPROVED, Message.Status.REJECTED):
+    if reply.status in Message.DECIDED_STATUSES:
         return _("%(who)s already decided on this reply (%(decision)s).") % {
             "who": reply.reviewed_by or _("Another teacher"),
             "decision": reply.get_decision_display(),
@@ -909,12 +918,12 @@ def reply_approve(
 
 
 def _approve(reply: Message, reviewer: User, text: str | None, *, members: Collection[int], to_all: bool) -> Message:
-    final = reply.draft_text if text is None else text.strip()
+    final = clean_text(reply.draft_text if text is None else text)
     if not final:
         raise InvalidMessage(_("An approved reply cannot be empty."))
     if len(final) > settings.TUTOR_MAX_MESSAGE_CHARS * 2:
         raise InvalidMessage(_("The reply is too long."))
-    decision = Message.Decision.AS_DRAFTED if final == reply.draft_text.strip() else Message.Decision.EDITED
+    decision = Message.Decision.AS_DRAFTED if final == clean_text(reply.draft_text) else Message.Decision.EDITED
     own_words = decision == Message.Decision.EDITED and grouping.adds_own_words(reply.draft_text, final)
     return _decide(
         reply,
@@ -941,7 +950,7 @@ def reply_reject(
     displayed (`members`); the teacher's own reply goes to this student alone unless
     `to_all`. On a member, that student alone. See _decide for the rest of the contract.
     """
-    teacher_text = (teacher_text or "").strip()
+    teacher_text = clean_text(teacher_text)
     if len(teacher_text) > settings.TUTOR_MAX_MESSAGE_CHARS * 2:
         raise InvalidMessage(_("The reply is too long."))
     decision = Message.Decision.TEACHER_REPLY if teacher_text else Message.Decision.REJECTED
@@ -964,7 +973,7 @@ def reply_regenerate(*, reply: Message, reviewer: User, instruction: str = "") -
     list of the members the card showed; the decision on the new draft carries its own.
     A member asks for a draft of its own (it leaves its group: see reply_split).
     """
-    instruction = (instruction or "").strip()[:200]
+    instruction = clean_text(instruction)[:200]
     if Message.objects.filter(pk=reply.pk, status=Message.Status.GROUPED).exists():
         return reply_split(reply=reply, reviewer=reviewer, instruction=instruction)
     with transaction.atomic():
@@ -1036,7 +1045,7 @@ def reply_split(*, reply: Message, reviewer: User, instruction: str = "", member
     the lead: each question the card displayed (`members`, their reply ids) leaves the group
     and gets a draft of its own, and the lead keeps its draft; questions that joined since
     stay with the lead, for the teacher to see first. Returns the reply as it is now."""
-    instruction = (instruction or "").strip()[:200]
+    instruction = clean_text(instruction)[:200]
     with transaction.atomic():
         current = Message.objects.select_for_update().select_related("conversation__classroom__school").get(pk=reply.pk)
         if not current.is_pending:

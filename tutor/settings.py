@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tutor.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tutor.middleware.ContentSecurityPolicyMiddleware",
@@ -199,12 +200,18 @@ CHANNEL_LAYERS = {
     }
 }
 
-# The default cache stays in the process (join-code throttle). Sign-in flows keep their
-# one-time state (LTI nonces, provider discovery) in Redis, shared by every web process.
+# The shared cache: limits that must hold across web processes (the join-code throttle).
+# Sign-in flows keep their one-time state (LTI nonces, provider discovery) in "identity".
+# Both in Redis, shared by every web process; their clear() removes only their own keys.
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "default": {
+        "BACKEND": "tutor.cache.PrefixedRedisCache",
+        "LOCATION": env("CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": env("CACHE_PREFIX", "tutor-cache"),
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    },
     "identity": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "tutor.cache.PrefixedRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CHANNELS_PREFIX", "tutor") + "-identity",
         "TIMEOUT": 3600,

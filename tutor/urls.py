@@ -6,6 +6,8 @@ from classrooms.identity import views as identity_views
 from tutor import health, views
 from tutor.safeguarding import views as safeguarding_views
 
+handler500 = views.server_error
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("classes/", views.student_classes, name="student_classes"),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.views import defaults
 from django.views.decorators.http import require_GET, require_POST
 
 from classrooms.selectors import (
@@ -16,6 +19,7 @@ from classrooms.selectors import (
     may_receive_alerts,
 )
 from tutor import selectors, services
+from tutor.middleware import DATABASE_UNREACHABLE, database_unavailable
 from tutor.models import Message
 
 
@@ -105,21 +109,27 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _review_answer(request: HttpRequest, reply, error: services.TutorError | None = None) -> HttpResponse:
+def _refusal(error: services.TutorError) -> JsonResponse:
+    """A review action refused, for the queue's script: 409 when another reviewer got there
+    first (decided it, or has it open: claimed_by says who), 400 for bad input."""
+    conflict = isinstance(error, services.ReviewConflict)
+    return JsonResponse(
+        {"error": error.message, "code": error.code, "claimed_by": getattr(error, "claimed_by", "")},
+        status=409 if conflict else 400,
+    )
+
+
+def _review_answer(request: HttpRequest, reply: Message, error: services.TutorError | None = None) -> HttpResponse:
     """JSON for the queue's script; a redirect with a message for a plain form."""
     wants_json = "application/json" in request.headers.get("Accept", "")
     if error is not None:
         if wants_json:
-            conflict = isinstance(error, services.ReviewConflict)
-            return JsonResponse(
-                {"error": error.message, "code": error.code, "claimed_by": getattr(error, "claimed_by", "")},
-                status=409 if conflict else 400,
-            )
+            return _refusal(error)
         flash.error(request, error.message)
     elif not wants_json:
         flash.success(request, _("Done."))
     if wants_json:
-        if reply.status in (Message.Status.APPROVED, Message.Status.REJECTED):
+        if reply.status in Message.DECIDED_STATUSES:
             # Decided: the card only has to go; spare the queue's busiest request the full view.
             payload = {
                 "id": reply.id,
@@ -230,10 +240,7 @@ def review_claim(request: HttpRequest, reply_id: int) -> JsonResponse:
         else:
             reply = services.reply_claim(reply=reply, reviewer=request.user)
     except services.TutorError as exc:
-        status = 409 if isinstance(exc, services.ReviewConflict) else 400
-        return JsonResponse(
-            {"error": exc.message, "code": exc.code, "claimed_by": getattr(exc, "claimed_by", "")}, status=status
-        )
+        return _refusal(exc)
     return JsonResponse(
         {
             "reply": selectors.reviewer_view(reply, viewer=request.user),
@@ -264,3 +271,12 @@ def review_stats(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": _("You do not teach or run any class.")}, status=403)
     queue = {row["classroom_id"]: row for row in selectors.queue_header(classrooms)}
     return JsonResponse({"classes": [selectors.review_stats(c) | queue[c.pk] for c in classrooms]})
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The 500 page, except while the database is unreachable: then 503, try again soon
+    (errors that DatabaseUnavailableMiddleware does not see, such as a session saved
+    after the view)."""
+    if isinstance(sys.exc_info()[1], DATABASE_UNREACHABLE):
+        return database_unavailable(request)
+    return defaults.server_error(request)

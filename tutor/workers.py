@@ -35,6 +35,11 @@ turns (see QueueLoopHeartbeat).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis import Redis
+
 import json
 import logging
 import os
@@ -84,7 +89,7 @@ _client = None
 _client_lock = threading.Lock()
 
 
-def redis_client():
+def redis_client() -> Redis:
     """A Redis client with short timeouts: a probe must answer even when Redis does not."""
     global _client
     with _client_lock:
@@ -97,7 +102,7 @@ def redis_client():
         return _client
 
 
-def queue_depth(queue: str, client=None) -> int:
+def queue_depth(queue: str, client: Redis | None = None) -> int:
     """Tasks waiting in a Celery queue (kombu's Redis transport keeps one list per priority)."""
     client = client or redis_client()
     pipe = client.pipeline(transaction=False)
@@ -245,18 +250,18 @@ class QueueLoopHeartbeat(bootsteps.StartStopStep):
 
     requires = {"celery.worker.consumer.tasks:Tasks"}
 
-    def __init__(self, parent, **kwargs):
+    def __init__(self, parent: object, **kwargs: object):
         super().__init__(parent, **kwargs)
         self.timer_ref = None
 
-    def start(self, parent):
+    def start(self, parent: object) -> None:
         heartbeat = current()
         if heartbeat is None:
             return
         heartbeat.tick()
         self.timer_ref = parent.timer.call_repeatedly(settings.TUTOR_WORKER_BEAT_SECONDS, heartbeat.tick, priority=10)
 
-    def stop(self, parent):
+    def stop(self, parent: object) -> None:
         if self.timer_ref is not None:
             self.timer_ref.cancel()
             self.timer_ref = None

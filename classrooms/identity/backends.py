@@ -3,8 +3,9 @@ are recorded under. It authenticates nobody by itself: the flows in `oidc`, `cas
 `lti` check the service's answer, then log the person in with this backend."""
 
 from django.contrib.auth.backends import ModelBackend
+from django.http import HttpRequest
 
 
 class SignInServiceBackend(ModelBackend):
-    def authenticate(self, request, **credentials):
+    def authenticate(self, request: HttpRequest | None, **credentials: object) -> None:
         return None  # never from a username and password

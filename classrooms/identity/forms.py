@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django import forms
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from classrooms.identity.models import IdentityProvider, SchoolSignIn
 from classrooms.identity.services import SIGN_IN_RULE_FIELDS
+from classrooms.models import Classroom
 
 
 class OwnProviderForm(forms.Form):
@@ -24,7 +26,7 @@ class OwnProviderForm(forms.Form):
     )
     server_url = forms.URLField(label=_("CAS server address"), required=False, assume_scheme="https")
 
-    def clean(self):
+    def clean(self) -> dict:
         data = super().clean()
         if data.get("protocol") == IdentityProvider.Protocol.OIDC and not (
             data.get("issuer") and data.get("client_id")
@@ -52,11 +54,11 @@ class ClassChoiceForm(forms.Form):
     classroom = forms.ModelChoiceField(queryset=None, required=False)
     new_name = forms.CharField(max_length=200, required=False)
 
-    def __init__(self, *args, classes, **kwargs):
+    def __init__(self, *args: object, classes: QuerySet[Classroom], **kwargs: object):
         super().__init__(*args, **kwargs)
         self.fields["classroom"].queryset = classes
 
-    def clean(self):
+    def clean(self) -> dict:
         data = super().clean()
         if data.get("classroom") is None and not (data.get("new_name") or "").strip() and not self.data.get("new"):
             raise forms.ValidationError(_("Choose one of your classes, or name a new one."))

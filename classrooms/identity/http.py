@@ -5,6 +5,6 @@ from django.conf import settings
 
 
 class TimeoutSession(requests.Session):
-    def request(self, *args, **kwargs):
+    def request(self, *args: object, **kwargs: object) -> requests.Response:
         kwargs.setdefault("timeout", settings.IDENTITY_HTTP_TIMEOUT_SECONDS)
         return super().request(*args, **kwargs)

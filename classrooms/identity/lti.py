@@ -58,7 +58,7 @@ def tool_key() -> Key:
     return key or Key.objects.generate()
 
 
-def signing_registration(registration: LtiRegistration):
+def signing_registration(registration: LtiRegistration) -> object:
     """pylti1p3's registration, with the tool's key to sign with (made if none exists yet)."""
     tool_key()
     return registration.to_registration()
@@ -185,12 +185,12 @@ class ToolConfig(DjangoToolConfig):
     """django-lti's lookup of registrations and deployments (an unknown deployment is kept,
     inactive, so that a school admin can see it and turn it on)."""
 
-    def find_registration_by_params(self, iss, client_id, *args, **kwargs):
+    def find_registration_by_params(self, iss: str, client_id: str, *args: object, **kwargs: object) -> object:
         tool_key()  # django-lti's registration needs a tool key, even before the JWKS was read
         return super().find_registration_by_params(iss, client_id, *args, **kwargs)
 
 
-def login_redirect(request: HttpRequest, registration_uuid) -> HttpResponse:
+def login_redirect(request: HttpRequest, registration_uuid: str) -> HttpResponse:
     """The redirect to the platform's authorization address that answers an OIDC login
     initiation (pylti1p3 sets its state cookie on it)."""
     oidc_login = DjangoOIDCLogin(request, ToolConfig(registration_uuid), launch_data_storage=_storage())
@@ -219,7 +219,7 @@ def login_redirect(request: HttpRequest, registration_uuid) -> HttpResponse:
 class PlatformLaunch(DjangoMessageLaunch):
     """pylti1p3's launch, with a nonce used once and a little leeway for clocks."""
 
-    def validate_nonce(self):
+    def validate_nonce(self) -> DjangoMessageLaunch:
         nonce = self._get_jwt_body().get("nonce")
         if not nonce:
             raise LtiException('"nonce" is empty')
@@ -230,7 +230,7 @@ class PlatformLaunch(DjangoMessageLaunch):
             raise LtiException("Invalid Nonce")
         return self
 
-    def validate_jwt_signature(self):
+    def validate_jwt_signature(self) -> DjangoMessageLaunch:
         id_token = self._get_id_token()
         public_key, key_alg = self.get_public_key()
         try:

@@ -21,8 +21,11 @@ outside frames), and a framed session cannot be replayed at the top level.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from http.cookies import Morsel
 
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 
 FRAME_SESSION_KEY = "identity_frame"  # {"origins": [...], "platform": id}
 LTI_COOKIE_PREFIX = "lti1p3-"
@@ -30,17 +33,17 @@ _FRAME_ANCESTORS = re.compile(r"frame-ancestors[^;]*")
 _FORM_ACTION = re.compile(r"form-action[^;]*")
 
 
-def allow_in_frame(response, origins: list[str]) -> None:
+def allow_in_frame(response: HttpResponse, origins: list[str]) -> None:
     """Let these origins (and only these) frame this response."""
     response.identity_frame_origins = [o for o in origins if o]
 
 
-def allow_form_target(response, origin: str) -> None:
+def allow_form_target(response: HttpResponse, origin: str) -> None:
     """Let this response's form post to one other origin (a deep-linking answer)."""
     response.identity_form_targets = [origin]
 
 
-def _frame_origins(request, response) -> list[str] | None:
+def _frame_origins(request: HttpRequest, response: HttpResponse) -> list[str] | None:
     origins = getattr(response, "identity_frame_origins", None)
     if origins is not None:
         return origins
@@ -49,17 +52,17 @@ def _frame_origins(request, response) -> list[str] | None:
     return (frame or {}).get("origins") or None
 
 
-def _cross_site(morsel) -> None:
+def _cross_site(morsel: Morsel) -> None:
     morsel["secure"] = True
     # Python 3.11's cookies know no "Partitioned" attribute; it rides on SameSite's value.
     morsel["samesite"] = "None; Partitioned"
 
 
 class PlatformFrameMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         origins = _frame_origins(request, response)
         secure = request.is_secure()

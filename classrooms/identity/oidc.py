@@ -186,7 +186,7 @@ class ProviderBackend(OIDCAuthenticationBackend):
         self.OIDC_RP_SIGN_ALGO = self.algorithms[0]
         self.expect_claims = True
 
-    def get_settings(self, attr, *args):
+    def get_settings(self, attr: str, *args: object) -> object:
         if attr == "OIDC_TOKEN_USE_BASIC_AUTH":
             methods = self.document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
             return "client_secret_post" not in methods
@@ -194,7 +194,7 @@ class ProviderBackend(OIDCAuthenticationBackend):
             return False  # never accept alg "none"
         return super().get_settings(attr, *args)
 
-    def _verify_jws(self, payload, key):
+    def _verify_jws(self, payload: bytes | str, key: object) -> dict:
         header = jwt.get_unverified_header(payload)
         if header.get("alg") not in self.algorithms:
             raise SuspiciousOperation("unexpected signing algorithm")
@@ -209,7 +209,7 @@ class ProviderBackend(OIDCAuthenticationBackend):
             options=options,
         )
 
-    def retrieve_matching_jwk(self, token):
+    def retrieve_matching_jwk(self, token: bytes | str) -> dict:
         """The provider's key for this token: by its `kid`, or the provider's only signing
         key when the token names none (mozilla-django-oidc 5.0 fails on a token without kid)."""
         response = requests.get(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -135,7 +137,7 @@ def course_link_for_school_admin(user: User, link_id: int) -> CourseLink:
     return link
 
 
-def course_links_due(older_than) -> QuerySet[CourseLink]:
+def course_links_due(older_than: datetime) -> QuerySet[CourseLink]:
     """Linked courses whose roster was last read before `older_than` (or never)."""
     return (
         CourseLink.objects.filter(Q(roster_synced_at__lt=older_than) | Q(roster_synced_at=None))
@@ -145,5 +147,5 @@ def course_links_due(older_than) -> QuerySet[CourseLink]:
     )
 
 
-def identities_of(person: User):
+def identities_of(person: User) -> QuerySet:
     return person.external_identities.select_related("provider").order_by("provider__name")

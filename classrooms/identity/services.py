@@ -189,7 +189,7 @@ def sign_in_resolve(*, sign_in: SchoolSignIn, subject: str, claims: dict, link_t
             return _resolve(sign_in, provider, subject, claims, link_to)
 
 
-def _resolve(sign_in, provider, subject, claims, link_to):
+def _resolve(sign_in: str, provider: object, subject: str, claims: dict, link_to: User | None) -> tuple:
     identity = (
         ExternalIdentity.objects.select_for_update()
         .select_related("user")
@@ -429,7 +429,7 @@ def platform_register(
     *,
     invitation: PlatformInvitation,
     config: dict,
-    registration_uuid,
+    registration_uuid: str,
     client_id: str,
     deployment_id: str,
     name: str,
@@ -524,7 +524,7 @@ def _names_update(person: User, first_name: str, last_name: str, email: str) -> 
     return bool(changed)
 
 
-def platform_person(*, platform: LtiPlatform, lti_user) -> tuple[User, bool]:
+def platform_person(*, platform: LtiPlatform, lti_user: object) -> tuple[User, bool]:
     """The account of someone a platform launched or lists (django-lti's `LtiUser`: the
     platform's subject), made on first sight; returns (account, whether its name changed).
 
@@ -575,7 +575,7 @@ def platform_person(*, platform: LtiPlatform, lti_user) -> tuple[User, bool]:
 
 
 def course_link(
-    *, platform: LtiPlatform, context, teacher: User, classroom: Classroom | None = None, new_name: str = ""
+    *, platform: LtiPlatform, context: object, teacher: User, classroom: Classroom | None = None, new_name: str = ""
 ) -> CourseLink:
     """Link a course to one of the teacher's classes, or to a new class (named after the
     course) that the teacher then teaches. The course's roster fills it from then on."""

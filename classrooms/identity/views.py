@@ -31,7 +31,7 @@ from classrooms.identity import cas, checks, forms, lti, oidc, selectors, servic
 from classrooms.identity.errors import SignInRefused
 from classrooms.identity.middleware import FRAME_SESSION_KEY, allow_form_target, allow_in_frame
 from classrooms.identity.models import CourseLink, IdentityProvider, LtiPlatform
-from classrooms.models import Membership, User
+from classrooms.models import Membership, School, User
 from classrooms.selectors import classrooms_taught_by
 from classrooms.views import school_admin_required
 
@@ -45,7 +45,7 @@ def _refused(
     request: HttpRequest,
     refusal: SignInRefused,
     *,
-    school=None,
+    school: School | None = None,
     provider: IdentityProvider | None = None,
     platform: LtiPlatform | None = None,
     frame_origins: list[str] | None = None,
@@ -271,7 +271,7 @@ def _platform_name(config: dict) -> str:
 
 @csrf_exempt  # a platform's form or link starts it; the state cookie and nonce protect the flow
 @require_http_methods(["GET", "POST"])
-def lti_login(request: HttpRequest, registration_uuid) -> HttpResponse:
+def lti_login(request: HttpRequest, registration_uuid: str) -> HttpResponse:
     """OIDC login initiation: first a page that checks the frame may keep cookies (else it
     offers a new tab), then off to the platform's authorization address."""
     registration = LtiRegistration.objects.filter(uuid=registration_uuid, is_active=True).first()
@@ -406,7 +406,9 @@ def _roster_sync_if_due(link: CourseLink, platform: LtiPlatform) -> None:
             services.problem_record(refusal=refusal, school=platform.school, platform=platform)
 
 
-def _class_choice(request, platform: LtiPlatform, lti_launch, person: User, *, deep_link: bool) -> HttpResponse:
+def _class_choice(
+    request: HttpRequest, platform: LtiPlatform, lti_launch: object, person: User, *, deep_link: bool
+) -> HttpResponse:
     """The page where a course's teacher picks one of their classes or makes a new one.
     Its form carries a signed token instead of relying on cookies, which the frame may lack."""
     context = lti_launch.context

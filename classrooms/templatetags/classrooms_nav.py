@@ -8,7 +8,7 @@ register = template.Library()
 
 
 @register.inclusion_tag("classrooms/nav_links.html", takes_context=True)
-def classrooms_nav(context):
+def classrooms_nav(context: template.Context) -> dict:
     user = context.get("user")
     signed_in = bool(user and user.is_authenticated)
     teaches = signed_in and user.is_active and selectors.classrooms_taught_by(user).exists()

@@ -45,8 +45,10 @@ import math
 import random
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx2
 from django.utils.translation import gettext_noop
@@ -54,6 +56,7 @@ from django.utils.translation import gettext_noop
 from inference.engine import Draft, DraftJob, DraftPostponed, ModelUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EMIT_INTERVAL = 0.1  # seconds between two on_text calls of one draft
 POLL_INTERVAL = 0.05  # seconds between two should_stop polls of one draft
@@ -191,7 +194,7 @@ class OpenAIEngine:
         self.probe()
 
     # ------------------------------------------------------------------ the server
-    def _run(self, coro, timeout: float | None = None):
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def probe(self) -> bool:
@@ -400,7 +403,7 @@ class OpenAIEngine:
                 f"the stream ended without [DONE] or a finish_reason after {time.monotonic() - sent:.1f} s",
             )
 
-    async def _read_events(self, response, state: _Stream, first_token) -> bool:
+    async def _read_events(self, response: httpx2.Response, state: _Stream, first_token: asyncio.Timeout) -> bool:
         """Read the event stream into `state`; True if it ended with [DONE]."""
         async for event in httpx2.EventSource(response):
             data = event.data.strip()
@@ -448,7 +451,7 @@ class OpenAIEngine:
             if state.first_token_at is None:
                 state.first_token_at = time.monotonic()
 
-    async def _refused(self, response, body: dict) -> None:
+    async def _refused(self, response: httpx2.Response, body: dict) -> None:
         """A non-200 answer: raise what it means."""
         raw = (await response.aread())[:2000].decode("utf-8", "replace")
         status = response.status_code
@@ -554,7 +557,7 @@ class _LogprobsRefused(Exception):
     pass
 
 
-def _retry_after(response) -> float | None:
+def _retry_after(response: httpx2.Response) -> float | None:
     value = response.headers.get("retry-after", "")
     try:
         return max(0.0, float(value))

@@ -35,6 +35,11 @@ How it works
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from inference.convert import Progress
+
 import bisect
 import itertools
 import json
@@ -282,7 +287,7 @@ class TransformersEngine:
     MAX_NEW_TOKENS, MAX_BATCH, CACHE_DIR, THREADS. `progress(phase, fraction)` hears how
     far loading is: "converting" (a GGUF's first load), "reading", "calibrating"."""
 
-    def __init__(self, config: dict, progress=None):
+    def __init__(self, config: dict, progress: Progress | None = None):
         started = time.monotonic()
         self.config = dict(config)
         self._progress = progress or (lambda phase, fraction=None: None)

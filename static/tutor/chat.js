@@ -79,6 +79,7 @@
       who.className = "who";
       const body = document.createElement("div");
       body.className = "body";
+      body.dir = "auto";  // Arabic or Hebrew text reads right to left, with its numbers in place
       li.append(who, body);
       list.append(li);
     }
@@ -168,6 +169,7 @@
       who.textContent = t.textYou;
       const body = document.createElement("div");
       body.className = "body";
+      body.dir = "auto";
       const p = document.createElement("p");
       p.textContent = text;
       body.append(p);
@@ -209,8 +211,8 @@
       socket.send({ type: "sync", since: version });
       while (unsent.length) socket.send(unsent.shift());
     },
-    close: function () {
-      status.textContent = t.textOffline;
+    close: function (event) {
+      window.TutorSocket.showClosed(status, event, t);
       chat.classList.add("offline");
     },
     frame: function (frame) {

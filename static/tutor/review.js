@@ -243,6 +243,7 @@
       who.textContent = h.sender === "student" ? t.textStudent : h.sender === "school" ? t.textSchool : t.textTutor;
       const body = document.createElement("div");
       body.className = "turn-text md";
+      body.dir = "auto";
       if (h.html) body.innerHTML = h.html;  // nh3-sanitised on the server
       else body.textContent = h.text;
       li.append(who, body);
@@ -555,7 +556,7 @@
 
   const socket = window.TutorSocket(t.socket, {
     open: function () { status.textContent = ""; socket.send({ type: "sync" }); },
-    close: function () { status.textContent = t.textOffline; },
+    close: function (event) { window.TutorSocket.showClosed(status, event, t); },
     frame: function (frame) {
       if (frame.type === "queue") {
         const seen = new Set();

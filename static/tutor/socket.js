@@ -17,7 +17,8 @@ window.TutorSocket = function (path, handlers) {
     };
     socket.onclose = function (event) {
       handlers.close && handlers.close(event);
-      if (event.code === 4403) { closedForGood = true; return; }  // no longer allowed: don't retry
+      // Signed out (4401) or no longer allowed (4403): reconnecting would not help.
+      if (event.code === 4401 || event.code === 4403) { closedForGood = true; return; }
       if (closedForGood) return;
       const wait = Math.min(delay, 15000) * (0.5 + Math.random());
       delay *= 2;
@@ -32,4 +33,21 @@ window.TutorSocket = function (path, handlers) {
     },
     isOpen: function () { return socket && socket.readyState === WebSocket.OPEN; },
   };
+};
+
+// What a page says when its socket closes, in `element`, with the texts of its dataset:
+// the session ended (4401: a link to sign in again, back to this page), access is gone
+// (4403), or the connection dropped and is coming back.
+window.TutorSocket.showClosed = function (element, event, texts) {
+  element.replaceChildren();
+  if (event && event.code === 4401) {
+    const link = document.createElement("a");
+    link.href = texts.loginUrl + "?next=" + encodeURIComponent(location.pathname);
+    link.textContent = texts.textSignIn;
+    element.append(texts.textSignedOut + " ", link);
+  } else if (event && event.code === 4403) {
+    element.textContent = texts.textNoAccess;
+  } else {
+    element.textContent = texts.textOffline;
+  }
 };

@@ -19,6 +19,8 @@ INJECTION = (
 def test_no_other_students_text_can_reach_the_prompt(
     student, classmate, stranger_student, teacher, classroom, other_classroom
 ):
+    classroom.tutor_instructions = "Guide with questions; never give the answer. INSTRUCTIONS-e41"
+    classroom.save()
     # Canaries everywhere except the student's own conversation: questions, drafts, approved replies.
     for person, room in ((classmate, classroom), (stranger_student, other_classroom)):
         reply = draft(ask(person, room, text=f"my secret {CANARY}"), text=f"draft {CANARY}")
@@ -31,8 +33,11 @@ def test_no_other_students_text_can_reach_the_prompt(
     messages = build_prompt(question.reply, count_tokens=engine.count_tokens, max_prompt_tokens=1500)
     prompt = repr(messages)
     assert CANARY not in prompt  # neither others' text nor the student's own rejected draft
-    assert INJECTION in messages[-1]["content"]
-    assert messages[0]["role"] == "system" and "Socratic" not in messages[-1]["content"]
+    # The teacher's instructions are the system turn, and only there; the student's words,
+    # the injection included, are the user turn, and only there.
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert classroom.tutor_instructions in messages[0]["content"] and INJECTION not in messages[0]["content"]
+    assert messages[1]["content"] == "What is 3 x 4?\n\n" + INJECTION
 
 
 def test_the_prompt_follows_the_class_settings_and_fits_the_window(student, classroom):

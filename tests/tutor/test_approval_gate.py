@@ -90,3 +90,37 @@ async def test_student_socket_never_receives_a_draft_and_receives_the_approved_t
     assert CANARY not in json.dumps(frames)
     answered = [m for m in frames[-1]["messages"] if m["state"] == "answered"]
     assert [m["text"] for m in answered] == ["Think: what divides 7?"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "status, decision, final_text",
+    [
+        ("awaiting_review", "", "SNEAKED-INTO-FINAL"),  # a draft no teacher decided
+        ("queued", "", "SNEAKED-INTO-FINAL"),
+        ("failed", "", "SNEAKED-INTO-FINAL"),
+        ("grouped", "", "SNEAKED-INTO-FINAL"),
+        ("rejected", "rejected", "SNEAKED-INTO-FINAL"),  # rejected without a teacher's reply
+        ("approved", "as_drafted", ""),  # approved, yet nothing to read
+    ],
+)
+def test_the_database_refuses_student_text_that_no_teacher_sent(student, classroom, status, decision, final_text):
+    from django.db import IntegrityError, transaction
+
+    reply = draft(ask(student, classroom))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Message.objects.filter(pk=reply.pk).update(status=status, decision=decision, final_text=final_text)
+    reply.refresh_from_db()
+    assert reply.final_text == "" and reply.status == "awaiting_review"
+
+
+@pytest.mark.django_db
+def test_the_database_takes_what_teachers_send(student, teacher, classroom):
+    approved = services.reply_approve(reply=draft(ask(student, classroom)), reviewer=teacher, text="Yes.")
+    own = services.reply_reject(reply=draft(ask(student, classroom, "2?")), reviewer=teacher, teacher_text="Mine.")
+    declined = services.reply_reject(reply=draft(ask(student, classroom, "3?")), reviewer=teacher)
+    assert [(m.status, m.final_text) for m in (approved, own, declined)] == [
+        ("approved", "Yes."),
+        ("rejected", "Mine."),
+        ("rejected", ""),
+    ]

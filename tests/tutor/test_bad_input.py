@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from tests.tutor.helpers import socket
+from tests.tutor.helpers import ask, draft, socket
 from tutor import services
 from tutor.models import Message
 
@@ -29,6 +29,9 @@ async def open_chat(student, classroom):
         ('{"type": "ask", "text": "   "}', "invalid"),
         ('{"type": "sync", "since": "x"}', "invalid_frame"),
         ("x" * 20_000, "too_large"),
+        ("[" * 5000 + "]" * 5000, "invalid_frame"),  # 10 kB that would exhaust Python's recursion
+        ('{"type": "ask", "text": ' + "[" * 5000 + "]" * 5000 + "}", "invalid_frame"),
+        ('{"type": "sync", "since": true}', "invalid_frame"),
     ],
 )
 async def test_bad_frames_get_a_clear_error_and_the_socket_stays_usable(student, classroom, frame, code):
@@ -61,3 +64,17 @@ async def test_the_same_message_sent_twice_is_saved_once(student, classroom):
     await chat.disconnect()
     count = await sync_to_async(Message.objects.filter(conversation=conversation, sender="student").count)()
     assert count == 1
+
+
+async def test_a_sync_from_a_version_that_does_not_exist_yet_still_gets_the_next_answer(student, teacher, classroom):
+    reply = await sync_to_async(lambda: draft(ask(student, classroom, "What is 6 x 7?")))()
+    chat = await socket(f"/ws/chat/{reply.conversation_id}/", student)
+    assert (await chat.connect())[0]
+    await chat.send_json_to({"type": "sync", "since": 10**6})  # a stale tab, a bad client
+    caught_up = await chat.receive_json_from(timeout=5)
+    assert caught_up["type"] == "messages" and caught_up["version"] <= 10
+
+    await sync_to_async(services.reply_approve)(reply=reply, reviewer=teacher, text="Count 6 groups of 7.")
+    frame = await chat.receive_json_from(timeout=5)
+    await chat.disconnect()
+    assert [m["text"] for m in frame["messages"] if m["state"] == "answered"] == ["Count 6 groups of 7."]

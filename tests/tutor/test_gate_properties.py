@@ -31,6 +31,7 @@ from classrooms.models import Classroom, Membership, School, SupportiveMessage, 
 from tests.conftest import open_to_students
 from tutor import selectors, services
 from tutor.models import Message
+from tutor.text import clean_text
 
 PROFILES = {
     "ci": {"max_examples": 200, "stateful_step_count": 40},
@@ -106,7 +107,7 @@ class ReviewLoop(RuleBasedStateMachine):
         text=st.one_of(  # alike questions two times in three
             st.sampled_from(ALIKE),
             st.sampled_from(ALIKE),
-            st.text(min_size=1, max_size=40).filter(lambda t: t.strip()),
+            st.text(min_size=1, max_size=40).filter(clean_text),  # text a question may be
             st.just("I want to kill myself"),  # urgent: the school's supportive message, at once
         ),
         anew=st.booleans(),

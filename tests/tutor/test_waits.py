@@ -9,8 +9,6 @@ from asgiref.sync import sync_to_async
 from django.urls import reverse
 from django.utils import timezone
 
-from classrooms.models import Membership
-from tests.conftest import make_person
 from tests.tutor.helpers import ask, draft, socket
 from tutor import selectors, services
 from tutor.models import Message
@@ -108,14 +106,7 @@ async def next_of(chat, kind: str, seen: list) -> dict:
             return frame
 
 
-# Measured times, for teachers and admins.
-
-
-@pytest.fixture
-def assistant(classroom):
-    user = make_person("assistant", classroom.school)
-    Membership.objects.create(classroom=classroom, user=user, role=Membership.Role.REVIEWER)
-    return user
+# Measured times, for the class's reviewers and the school's admins.
 
 
 def test_teachers_see_their_classs_waits_and_review_times(student, teacher, classroom, as_user):
@@ -140,11 +131,14 @@ def test_school_admins_see_every_class_of_their_school_only(
     assert as_user(other_admin).get(reverse("review_stats")).status_code == 403
 
 
-def test_students_assistants_and_outsiders_see_no_stats(
-    student, assistant, outsider, other_teacher, classroom, as_user
+def test_students_and_outsiders_see_no_stats_and_reviewers_see_their_classs(
+    student, reviewer, outsider, other_teacher, classroom, as_user
 ):
-    for person in (student, assistant, outsider):
+    for person in (student, outsider):
         assert as_user(person).get(reverse("review_stats")).status_code == 403
+    # Whoever may review the class sees how fast it is reviewed (classrooms_reviewed_by).
+    rows = as_user(reviewer).get(reverse("review_stats")).json()["classes"]
+    assert [row["classroom_id"] for row in rows] == [classroom.pk]
     rows = as_user(other_teacher).get(reverse("review_stats")).json()["classes"]
     assert classroom.pk not in [row["classroom_id"] for row in rows]
 

@@ -327,7 +327,15 @@ class PrototypeClassifier:
                 return label
         return None
 
-    def _assess_part(self, part, vector, examples, vectors, school, school_vectors) -> Assessment:
+    def _assess_part(
+        self,
+        part: str,
+        vector: np.ndarray,
+        examples: object,
+        vectors: np.ndarray,
+        school: object,
+        school_vectors: object,
+    ) -> Assessment:
         sims = vectors @ vector
         labels = np.array(examples.labels)
         scores: dict[str, float] = {}

@@ -16,16 +16,14 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 
-from classrooms.models import REVIEW_ROLES, Membership, User
-from classrooms.selectors import is_safeguarding_contact
+from classrooms.models import User
+from classrooms.selectors import classrooms_reviewed_by, is_safeguarding_contact
 from tutor.models import AlertNotice, SafeguardingAlert, SafeguardingExample
 from tutor.safeguarding import classifier
 
 
 def reviews_class(user: User, classroom_id: int) -> bool:
-    return Membership.objects.filter(
-        user=user, classroom_id=classroom_id, role__in=REVIEW_ROLES, classroom__archived=False
-    ).exists()
+    return classrooms_reviewed_by(user).filter(pk=classroom_id).exists()
 
 
 def may_read_alert_text(user: User, alert: SafeguardingAlert) -> bool:
@@ -40,11 +38,7 @@ def _visible_alerts(user: User) -> QuerySet[SafeguardingAlert]:
     designated staff they are, or ones they were alerted of as the school's admin."""
     if not user.is_authenticated or not user.is_active or user.school_id is None:
         return SafeguardingAlert.objects.none()
-    allowed = Q(
-        classroom__memberships__user=user,
-        classroom__memberships__role__in=REVIEW_ROLES,
-        classroom__archived=False,
-    )
+    allowed = Q(classroom__in=classrooms_reviewed_by(user))
     if is_safeguarding_contact(user, user.school_id):
         allowed |= Q(school_id=user.school_id)
     if user.is_school_admin:

@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -135,7 +135,7 @@ def _step_recipients(alert: SafeguardingAlert, step: int, contacts: list) -> lis
     return None
 
 
-def _tell(alert: SafeguardingAlert, step: int, now) -> None:
+def _tell(alert: SafeguardingAlert, step: int, now: datetime) -> None:
     """Send `step` (or, when it finds nobody new, the next step that does) and set when
     the alert moves on. Call inside a transaction holding the alert."""
     contacts = list(safeguarding_contacts(alert.school))
@@ -255,7 +255,7 @@ def alert_raise(*, question: Message, reply: Message, assessment: Assessment) ->
     return alert
 
 
-def alerts_escalate(*, now=None) -> int:
+def alerts_escalate(*, now: datetime | None = None) -> int:
     """Move every unacknowledged alert whose delay ran out to its next step. Returns how
     many moved. Run by Celery beat; safe to run twice at once (a conditional update
     decides which run moves an alert)."""
@@ -333,7 +333,7 @@ def _email_for(notice: AlertNotice) -> EmailMessage:
     return EmailMessage(subject=subject, body=body, to=[person.email])
 
 
-def alert_email_send(*, notice_id: int, now=None) -> bool:
+def alert_email_send(*, notice_id: int, now: datetime | None = None) -> bool:
     """Send one alert e-mail that is owed. True if it went out. On failure it is marked
     to be retried later, and the failure is logged and audited."""
     now = now or timezone.now()
@@ -398,7 +398,7 @@ def alert_email_send(*, notice_id: int, now=None) -> bool:
     return True
 
 
-def alert_emails_retry(*, now=None) -> int:
+def alert_emails_retry(*, now: datetime | None = None) -> int:
     """Send the alert e-mails that are owed: failed ones whose retry time came, and ones
     whose sender died. Returns how many went out."""
     now = now or timezone.now()

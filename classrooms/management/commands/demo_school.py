@@ -22,7 +22,7 @@ class Command(BaseCommand):
     help = "Create a demo school with known logins (for trying the platform, never for real pupils)."
 
     @transaction.atomic
-    def handle(self, *args, **options):
+    def handle(self, *args, **options) -> None:
         school, _ = School.objects.get_or_create(name="Demo School")
         classroom, _ = Classroom.objects.get_or_create(
             school=school, name="Maths 4e B", defaults={"subject": "Mathematics", "level": "Year 8 (4e)"}

@@ -8,7 +8,7 @@ examples, with --school) before opening the tutor to students.
 
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from classrooms.models import School
 from tutor.safeguarding import services
@@ -17,12 +17,12 @@ from tutor.safeguarding import services
 class Command(BaseCommand):
     help = "Show the tier, category and nearest examples the safeguarding classifier gives each line of text."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--file", help="A text file, one message a line (default: standard input).")
         parser.add_argument("--school", type=int, help="Also use this school's own examples (its id).")
         parser.add_argument("--neighbours", type=int, default=3, help="How many nearest examples to show.")
 
-    def handle(self, *args, **options):
+    def handle(self, *args, **options) -> None:
         school_id = options["school"]
         if school_id is not None and not School.objects.filter(pk=school_id).exists():
             raise CommandError(f"No school has the id {school_id}.")
