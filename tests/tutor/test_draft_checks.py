@@ -128,13 +128,15 @@ def test_the_checks_hold_their_cap_and_say_not_checked(monkeypatch, settings):
     stuck = threading.Event()
 
     def slow_maths(text, context):
-        stuck.wait(2)
+        stuck.wait(60)
         return ["maths_error"], {}
 
     monkeypatch.setitem(checks.DRAFT_CHECKS, "maths", slow_maths)
     started = time.monotonic()
     found = checks.run_checks("3 + 4 = 8", checks.DraftContext())
-    assert time.monotonic() - started < 0.5
+    # Bounds far from both ends, so that a busy machine cannot make it flaky: a check that
+    # would take a minute is cut, and the draft does not wait for it.
+    assert time.monotonic() - started < 20
     stuck.set()
     assert found["complete"] is False and "maths" in found["not_checked"] and found["flags"] == []
     assert checks.summary(found)["line"].startswith("maths: not checked")
