@@ -4,6 +4,8 @@ so an Arabic question keeps its numbers in place."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from playwright.sync_api import expect
 
@@ -14,6 +16,16 @@ from tutor.models import Message
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 QUESTION = "ما هو حل المعادلة 2x + 3 = 11؟"
+
+
+def wait_for_reply(conversation, timeout: float = 15) -> Message:
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = Message.objects.filter(conversation=conversation, sender="tutor").first()
+        if reply is not None or time.monotonic() > deadline:
+            assert reply is not None, "the question was shown but no reply was queued"
+            return reply
+        time.sleep(0.1)
 
 
 def test_an_arabic_question_and_its_answer_read_right_to_left(session, student, teacher, classroom):
@@ -28,7 +40,8 @@ def test_an_arabic_question_and_its_answer_read_right_to_left(session, student, 
     expect(mine).to_contain_text("2x + 3 = 11")
     assert mine.evaluate("el => getComputedStyle(el).direction") == "rtl"
 
-    reply = Message.objects.get(conversation=conversation, sender="tutor")
+    # The page shows the question as it is sent; its reply row follows the server's answer.
+    reply = wait_for_reply(conversation)
     services.reply_approve(reply=draft(reply), reviewer=teacher, text="اطرح 3 من الطرفين: 2x = 8")
     answer = page.locator(".message.tutor.answered .body")
     expect(answer).to_contain_text("2x = 8", timeout=10_000)
