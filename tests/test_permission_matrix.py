@@ -33,7 +33,7 @@ from classrooms.models import Classroom, Membership, SafeguardingContact
 from tests.classrooms.identity.world import add_identity_world
 from tests.conftest import make_person
 from tests.tutor.helpers import ask, draft, socket
-from tutor.models import SafeguardingExample
+from tutor.models import CourseDocument, SafeguardingExample
 from tutor.routing import websocket_urlpatterns
 
 PERSONAS = (
@@ -66,6 +66,10 @@ TARGETS = {
         "classroom_id": w.foreign_classroom.id,
         "user_id": w.foreign_student.id,
     },
+    "own class's document": lambda w: {"classroom_id": w.classroom.id, "document_id": w.document.id},
+    "other class's document": lambda w: {"classroom_id": w.other_classroom.id, "document_id": w.other_document.id},
+    # The other class's document named under one's own class: still not found.
+    "other class's document, own class": lambda w: {"classroom_id": w.classroom.id, "document_id": w.other_document.id},
     "classmate's alert": lambda w: {"alert_id": w.alert.id},
     "stranger's alert": lambda w: {"alert_id": w.stranger_alert.id},
     "own school's contact": lambda w: {"contact_id": w.contact.id},
@@ -115,6 +119,10 @@ def sign_up_form(w):
         "password1": "blue-kite-river-42",
         "password2": "blue-kite-river-42",
     }
+
+
+def material_file(w):
+    return {"file": SimpleUploadedFile("notes.txt", b"Stomata are pores in the leaf.", "text/plain")}
 
 
 def row(method: str, target: str, expected: str, data=None):
@@ -218,6 +226,33 @@ MATRIX = {
     "teach_join_code_switch": [
         row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", lambda w: {"enabled": "off"}),
         row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404", lambda w: {"enabled": "off"}),
+    ],
+    # Teachers: their class's course material
+    "teach_material": [
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 404"),
+        row("GET", "other class", "302 404 404 404 404 200 404 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", material_file),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404", material_file),
+    ],
+    "teach_material_status": [
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+    ],
+    "teach_material_rename": [
+        row("POST", "own class's document", "302 404 404 404 302 404 404 404 404 404", lambda w: {"name": "Ch. 5"}),
+        row("POST", "other class's document", "302 404 404 404 404 302 404 404 404 404", lambda w: {"name": "Ch. 5"}),
+        row("POST", "other class's document, own class", "302 404 404 404 404 404 404 404 404 404"),
+        row("GET", "own class's document", "302 405 405 405 405 405 405 405 405 405"),
+    ],
+    "teach_material_replace": [
+        row("POST", "own class's document", "302 404 404 404 302 404 404 404 404 404", material_file),
+        row("POST", "other class's document, own class", "302 404 404 404 404 404 404 404 404 404", material_file),
+    ],
+    "teach_material_delete": [
+        row("POST", "own class's document", "302 404 404 404 302 404 404 404 404 404"),
+        row("POST", "other class's document", "302 404 404 404 404 302 404 404 404 404"),
+        row("POST", "other class's document, own class", "302 404 404 404 404 404 404 404 404 404"),
     ],
     # School admins: their own school only
     "school_home": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
@@ -541,7 +576,13 @@ def world(
         SafeguardingExample.objects.create(school=s, label="ok", text="this homework is killing me", vector=b"")
         for s in (school, other_school)
     ]
+    documents = [
+        CourseDocument.objects.create(classroom=c, name="Chapter 4", filename="ch4.txt", kind="text", content=b"x")
+        for c in (classroom, other_classroom)
+    ]
     world = SimpleNamespace(
+        document=documents[0],
+        other_document=documents[1],
         alert=alert,
         stranger_alert=stranger_alert,
         contact=SafeguardingContact.objects.get(school=school),

@@ -98,7 +98,8 @@ def _draft_and_check(reply: Message, attempt: int, engine: DraftingEngine) -> st
     max_words = reply.conversation.classroom.max_reply_words
     context = checks.context_for(reply)
     facts = context.facts() if settings.TUTOR_VERIFIED_FACTS else ""
-    draft = _generate(reply, attempt, engine, facts=facts)
+    sources: list[int] = []  # the course passages the prompt quoted (tutor.material)
+    draft = _generate(reply, attempt, engine, facts=facts, sources=sources)
     if draft.cancelled:
         return "cancelled"
     text, trimmed = trim_to_words(draft.text, max_words)
@@ -107,7 +108,8 @@ def _draft_and_check(reply: Message, attempt: int, engine: DraftingEngine) -> st
     instruction = checks.retry_instruction(found, context) if settings.TUTOR_AUTO_REGENERATE else ""
     if text and instruction:
         close_old_connections()
-        retry = _generate(reply, attempt, engine, facts=facts, automatic=instruction)
+        retry_sources: list[int] = []
+        retry = _generate(reply, attempt, engine, facts=facts, automatic=instruction, sources=retry_sources)
         if retry.cancelled:
             return "cancelled"
         retry_text, retry_trimmed = trim_to_words(retry.text, max_words)
@@ -122,7 +124,7 @@ def _draft_and_check(reply: Message, attempt: int, engine: DraftingEngine) -> st
                 }
             )
             first_seconds = draft.seconds
-            draft, text, trimmed = retry, retry_text, retry_trimmed
+            draft, text, trimmed, sources = retry, retry_text, retry_trimmed, retry_sources
             found = checks.run_checks(text, context)
             found["retried"] = [f for f in discarded[0]["flags"] if f in checks.RETRY_FLAGS]
             found["first_draft_seconds"] = round(first_seconds, 3)
@@ -146,6 +148,7 @@ def _draft_and_check(reply: Message, attempt: int, engine: DraftingEngine) -> st
             "seconds": round(draft.seconds, 3),
             "trimmed": trimmed,
             "facts": bool(facts),
+            "sources": sources,
         },
         mean_token_prob=draft.mean_token_prob,
         checks=found,
@@ -154,8 +157,17 @@ def _draft_and_check(reply: Message, attempt: int, engine: DraftingEngine) -> st
     return "drafted"
 
 
-def _generate(reply: Message, attempt: int, engine: DraftingEngine, *, facts: str = "", automatic: str = ""):
-    """The one call to the model: the prompt, streamed progress, stop when unwanted."""
+def _generate(
+    reply: Message,
+    attempt: int,
+    engine: DraftingEngine,
+    *,
+    facts: str = "",
+    automatic: str = "",
+    sources: list[int] | None = None,
+):
+    """The one call to the model: the prompt, streamed progress, stop when unwanted.
+    The ids of the course passages the prompt quoted are appended to `sources`."""
     max_words = reply.conversation.classroom.max_reply_words
     max_new_tokens = min(engine.max_new_tokens, tokens_for_words(max_words))
     messages = build_prompt(
@@ -164,6 +176,7 @@ def _generate(reply: Message, attempt: int, engine: DraftingEngine, *, facts: st
         max_prompt_tokens=engine.context_window - max_new_tokens,
         facts=facts,
         automatic=automatic,
+        sources=sources,
     )
     classroom_id, reply_id = reply.conversation.classroom_id, reply.pk
     return engine.draft(

@@ -275,3 +275,64 @@ class SafeguardingExample(models.Model):
 
     def __str__(self):
         return f"{self.school_id} example ({self.label})"
+
+
+class CourseDocument(models.Model):
+    """An item of course material a teacher gave a class (tutor.material): the file as
+    uploaded, until the worker has read it into passages. Deleted with its class."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Waiting to be read")
+        INDEXING = "indexing", _("Being read")
+        READY = "ready", _("Ready")
+        NO_TEXT = "no_text", _("No text found")
+        FAILED = "failed", _("Could not be read")
+
+    class Kind(models.TextChoices):
+        PDF = "pdf", "PDF"
+        TEXT = "text", _("Plain text")
+        MARKDOWN = "markdown", "Markdown"
+
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="course_documents")
+    name = models.CharField(_("name"), max_length=200)
+    filename = models.CharField(max_length=255)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    content = models.BinaryField()  # the file as uploaded; emptied once it is read
+    size = models.PositiveIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)  # PDF pages (1 for a text file)
+    pages_read = models.PositiveIntegerField(default=0)  # indexing progress
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    failure = models.CharField(max_length=300, blank=True)  # stored in English, shown translated
+    version = models.PositiveIntegerField(default=1)  # bumped by a replacement; the task carries it
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    indexing_started_at = models.DateTimeField(null=True, blank=True)  # the reconciler's clock
+    indexed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.classroom_id})"
+
+
+class CoursePassage(models.Model):
+    """A passage of a course document, with where it is (page or section), its sentence
+    embedding (float32 bytes, tutor.embeddings) for the search of tutor.material.search."""
+
+    document = models.ForeignKey(CourseDocument, on_delete=models.CASCADE, related_name="passages")
+    classroom = models.ForeignKey(Classroom, on_delete=models.CASCADE, related_name="+")  # the search's one filter
+    position = models.PositiveIntegerField()
+    page = models.PositiveIntegerField(null=True, blank=True)
+    section = models.CharField(max_length=200, blank=True)
+    text = models.TextField()
+    vector = models.BinaryField()
+
+    class Meta:
+        ordering = ["document_id", "position"]
+        indexes = [models.Index(fields=["classroom", "id"])]
+
+    def __str__(self):
+        return f"{self.document_id}#{self.position}"

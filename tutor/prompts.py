@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from django.conf import settings
+
 from classrooms.models import Classroom
-from tutor.models import Message
+from tutor.models import CoursePassage, Message
 from tutor.selectors import student_visible_text
 
 LANGUAGE_RULE = "Always answer in the same language as the student's last message."
@@ -43,6 +45,21 @@ def tutor_instructions(classroom: Classroom, *, instruction: str = "", facts: st
     return "\n".join(p for p in parts if p)
 
 
+COURSE_MATERIAL = (
+    "Course material from this class's teacher, the passages closest to the question. Base your "
+    "reply on them when they answer it, in the class's words; name the document and page you used, "
+    "like (Chapter 2, p. 3). If they do not answer the question, say what you know without them."
+)
+
+
+def course_material(passages: list[CoursePassage]) -> str:
+    """Passages of the class's material, marked as such, for the system message."""
+    from tutor.material.selectors import where
+
+    quoted = [f'[{p.document.name}, {where(p)}]\n"""{p.text}"""' for p in passages]
+    return "\n".join([COURSE_MATERIAL, *quoted])
+
+
 def build_prompt(
     reply: Message,
     *,
@@ -50,24 +67,38 @@ def build_prompt(
     max_prompt_tokens: int,
     facts: str = "",
     automatic: str = "",
+    sources: list[int] | None = None,
 ) -> list[dict]:
     """The chat the model continues to draft `reply`.
 
-    The class's instructions, then this one conversation as its student saw it (their
+    The class's instructions, the passages of THIS class's course material closest to the
+    question (tutor.material: at most TUTOR_MATERIAL_PROMPT_SHARE of the budget, the
+    least close dropped first), then this one conversation as its student saw it (their
     questions and the final texts of decided replies, never a draft), up to the question
-    being answered; the oldest turns are dropped until it fits.
+    being answered; the oldest turns are dropped until it fits. The ids of the passages
+    quoted are appended to `sources`, when given (the card shows them).
 
     A reply that alike questions of other students may share (it has a group key) is
     written from its question alone: nothing of one student's history can reach another.
     """
+    from tutor.material.selectors import passages_for_question
+
     conversation = reply.conversation
     question = reply.in_reply_to
-    system = {
-        "role": "system",
-        "content": tutor_instructions(
-            conversation.classroom, instruction=reply.regenerate_instruction, facts=facts, automatic=automatic
-        ),
-    }
+    instructions = tutor_instructions(
+        conversation.classroom, instruction=reply.regenerate_instruction, facts=facts, automatic=automatic
+    )
+    system = {"role": "system", "content": instructions}
+    passages = passages_for_question(conversation.classroom_id, question.text)
+    material_budget = int(max_prompt_tokens * settings.TUTOR_MATERIAL_PROMPT_SHARE)
+    while passages:
+        grounded = {"role": "system", "content": instructions + "\n\n" + course_material(passages)}
+        if count_tokens([grounded]) <= material_budget:
+            system = grounded
+            break
+        passages.pop()
+    if sources is not None:
+        sources.extend(p.pk for p in passages)
     turns: list[dict] = []
     earlier = (
         conversation.messages.filter(created_at__lte=question.created_at)

@@ -305,7 +305,14 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "claimed_by": str(holder) if holder is not None else "",
         "claimed_by_me": holder is not None and viewer is not None and holder.pk == viewer.pk,
         "words": triage.word_count(reply.draft_text),
+        "sources": _sources(reply),
     }
+
+
+def _sources(reply: Message) -> list[dict]:
+    from tutor.material.selectors import sources_of
+
+    return sources_of(reply)
 
 
 def edited_draft_checks(reply: Message, text: str) -> dict:

@@ -1129,8 +1129,10 @@ def reply_release(*, reply: Message, reviewer: User) -> Message:
 
 
 def delete_expired_conversations() -> int:
-    """Delete each school's conversations older than its retention period."""
+    """Delete each school's conversations older than its retention period, then the
+    course material retention says goes (tutor.material.services.delete_expired_material)."""
     from classrooms.models import School
+    from tutor.material.services import delete_expired_material
 
     deleted = 0
     for school in School.objects.all():
@@ -1138,4 +1140,5 @@ def delete_expired_conversations() -> int:
         old = Conversation.objects.filter(classroom__school=school, updated_at__lt=cutoff)
         deleted += old.count()
         old.delete()
+        delete_expired_material(school=school)
     return deleted

@@ -253,12 +253,15 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env("TUTOR_ALERT_CHECK_SECONDS", "15")),
     },
     "sync-course-rosters": {"task": "identity.sync_course_rosters", "schedule": 300.0},
+    "requeue-course-documents": {"task": "tutor.requeue_course_documents", "schedule": 60.0},
 }
 for _entry in CELERY_BEAT_SCHEDULE.values():
     _entry.setdefault("options", {})["queue"] = CELERY_HOUSEKEEPING_QUEUE
 CELERY_TASK_ROUTES = {
     "inference.requeue_stuck_drafts": {"queue": CELERY_HOUSEKEEPING_QUEUE},
     "tutor.delete_expired_conversations": {"queue": CELERY_HOUSEKEEPING_QUEUE},
+    # Course material is read by the housekeeping worker (no model; the small embedder).
+    "tutor.index_course_document": {"queue": CELERY_HOUSEKEEPING_QUEUE},
 }
 # Logs go through LOGGING below (JSON in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -315,6 +318,17 @@ TUTOR_DRAFT_SILENT_SECONDS = float(env("TUTOR_DRAFT_SILENT_SECONDS", "60"))  # d
 TUTOR_DRAFT_RETRY_SECONDS = float(env("TUTOR_DRAFT_RETRY_SECONDS", "30"))
 # Review at the pace of a live class (issue 7).
 TUTOR_CLAIM_SECONDS = 90  # a reviewer who opens a draft holds it this long, renewed while it stays open
+# Course material (tutor.material): limits on what a teacher adds, and how much of it a
+# prompt quotes. The search is behind tutor.material.search.PassageSearch.
+TUTOR_MATERIAL_MAX_BYTES = int(env("TUTOR_MATERIAL_MAX_BYTES", str(10 * 1024 * 1024)))
+TUTOR_MATERIAL_MAX_PAGES = int(env("TUTOR_MATERIAL_MAX_PAGES", "300"))
+TUTOR_MATERIAL_MAX_DOCUMENTS = int(env("TUTOR_MATERIAL_MAX_DOCUMENTS", "30"))
+TUTOR_MATERIAL_MAX_PASSAGES = int(env("TUTOR_MATERIAL_MAX_PASSAGES", "20000"))  # per class
+TUTOR_MATERIAL_READ_SECONDS = float(env("TUTOR_MATERIAL_READ_SECONDS", "120"))  # per document
+TUTOR_MATERIAL_PASSAGES = int(env("TUTOR_MATERIAL_PASSAGES", "3"))  # quoted per question, at most
+TUTOR_MATERIAL_MIN_SIMILARITY = float(env("TUTOR_MATERIAL_MIN_SIMILARITY", "0.80"))  # cosine, e5-small
+TUTOR_MATERIAL_PROMPT_SHARE = 0.5  # of the prompt's token budget, at most
+TUTOR_MATERIAL_SEARCH = env("TUTOR_MATERIAL_SEARCH", "tutor.material.search.InProcessSearch")
 TUTOR_GROUP_SIMILARITY = float(env("TUTOR_GROUP_SIMILARITY", "0.85"))  # cosine; 0 turns grouping by meaning off
 TUTOR_DEFAULT_REVIEW_SECONDS = 20.0  # a review's length in wait estimates until a class has its own
 TUTOR_DEFAULT_DRAFT_SECONDS = 8.0  # a draft's length in wait estimates until a class has its own

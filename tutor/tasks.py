@@ -21,3 +21,20 @@ def escalate_safeguarding_alerts() -> int:
     moved = safeguarding.alerts_escalate()
     safeguarding.alert_emails_retry()
     return moved
+
+
+@shared_task(name="tutor.index_course_document", ignore_result=True, acks_late=True)
+def index_course_document(document_id: int, version: int) -> str:
+    """Read a course document into passages (tutor.material.services.document_index)."""
+    from tutor.material import services as material
+
+    close_old_connections()
+    return material.document_index(document_id=document_id, version=version)
+
+
+@shared_task(name="tutor.requeue_course_documents", ignore_result=True)
+def requeue_course_documents() -> int:
+    from tutor.material import services as material
+
+    close_old_connections()
+    return material.documents_requeue()

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from classrooms.identity import views as identity_views
 from tutor import health, views
+from tutor.material import views as material_views
 from tutor.safeguarding import views as safeguarding_views
 
 handler500 = views.server_error
@@ -38,6 +39,27 @@ urlpatterns = [
         "school/safeguarding/examples/<int:example_id>/delete/",
         safeguarding_views.school_example_delete,
         name="school_safeguarding_example_delete",
+    ),
+    path("teach/classes/<int:classroom_id>/material/", material_views.material_page, name="teach_material"),
+    path(
+        "teach/classes/<int:classroom_id>/material/status/",
+        material_views.material_status,
+        name="teach_material_status",
+    ),
+    path(
+        "teach/classes/<int:classroom_id>/material/<int:document_id>/rename/",
+        material_views.material_rename,
+        name="teach_material_rename",
+    ),
+    path(
+        "teach/classes/<int:classroom_id>/material/<int:document_id>/replace/",
+        material_views.material_replace,
+        name="teach_material_replace",
+    ),
+    path(
+        "teach/classes/<int:classroom_id>/material/<int:document_id>/delete/",
+        material_views.material_delete,
+        name="teach_material_delete",
     ),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     # Signing out also ends the session at the school's sign-in service, where it has one.

@@ -282,6 +282,32 @@
     errors.hidden = !(checks.errors && checks.errors.length);
     box.hidden = !checks.line;
   }
+  // The course passages the draft was written with (tutor.material): document, page, excerpt.
+  function renderSources(card, sources) {
+    const box = card.querySelector(".sources");
+    if (!box) return;
+    const list = box.querySelector(".sources-list");
+    list.replaceChildren();
+    sources.forEach(function (s) {
+      const li = document.createElement("li");
+      const at = document.createElement("span");
+      at.className = "source-where";
+      const doc = document.createElement("span");
+      doc.className = "source-document";
+      doc.dir = "auto";
+      doc.textContent = s.document;
+      at.append(doc);
+      if (s.where) at.append(", " + s.where);
+      const q = document.createElement("q");
+      q.className = "source-excerpt";
+      q.dir = "auto";
+      q.textContent = s.excerpt;
+      li.append(at, " ", q);
+      list.append(li);
+    });
+    setText(box.querySelector(".sources-count"), String(sources.length));
+    box.hidden = !sources.length;
+  }
   const checkTimers = new Map();
   function checkEdit(card) {
     const id = card.dataset.id;
@@ -421,6 +447,7 @@
     setText(card.querySelector(".question-text"), reply.question);
     renderHistory(card, reply.history);
     renderExtras(card, reply);
+    renderSources(card, reply.sources || []);
     const draft = card.querySelector("textarea.draft");
     const writing = reply.status === "queued" || reply.status === "drafting";
     if (!card.dataset.edited) draft.value = reply.draft;
