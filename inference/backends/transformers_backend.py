@@ -50,6 +50,7 @@ import time
 from collections import OrderedDict, deque
 from pathlib import Path
 
+from inference.backends.chat import encode_chat, stop_token_ids
 from inference.convert import (
     INSTALL_HINT,
     ModelSource,
@@ -64,6 +65,8 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+from inference.backends.decoding import Decoding, repeated_tail  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,11 @@ _DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
+
+
+class NotThisEngine(ModelUnavailable):
+    """The model loads, but this engine does not implement its architecture: the generic
+    engine (inference/backends/hf_generate.py) drafts with it instead."""
 
 
 class _Linear:
@@ -145,6 +153,7 @@ class _Request:
         "t0",
         "t_first",
         "t_end",
+        "cut_repeating",
         "cancel",
         "done",
         "error",
@@ -165,13 +174,14 @@ class _Request:
         self.t0 = time.monotonic()
         self.t_first: float | None = None
         self.t_end: float | None = None
+        self.cut_repeating = False
         self.cancel = False
         self.done = False
         self.error: BaseException | None = None
         self.wake = threading.Event()
 
 
-def _local_folder(name: str) -> str:
+def local_folder(name: str) -> str:
     """A local folder, or a Hugging Face id already in the local HF cache (never downloads)."""
     if os.path.isdir(name):
         return name
@@ -273,7 +283,7 @@ def _has_fbgemm_fp16() -> bool:
         return False
 
 
-def _resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
     name = (name or "auto").lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -293,7 +303,7 @@ class TransformersEngine:
         self._progress = progress or (lambda phase, fraction=None: None)
         threads = int(config.get("THREADS") or 0) or (os.cpu_count() or 1)
         torch.set_num_threads(threads)
-        self.device = _resolve_device(str(config.get("DEVICE") or "auto"))
+        self.device = resolve_device(str(config.get("DEVICE") or "auto"))
         dtype_name = str(config.get("DTYPE") or "auto").lower()
         self.quant = str(config.get("QUANT") or "auto").lower()
         if self.quant not in ("auto", "none", "fp16", "int8"):
@@ -324,6 +334,7 @@ class TransformersEngine:
             self.kernel = "dense"
         self.max_new_default = int(config.get("MAX_NEW_TOKENS") or 160)
         self.max_batch = max(1, int(config.get("MAX_BATCH") or 32))
+        self.decoding = Decoding.from_config(self.config)
 
         self.source: ModelSource = resolve_source(self.config)
         self.model_name = self.source.name
@@ -338,6 +349,7 @@ class TransformersEngine:
             "kernel": self.kernel,
             "batch_invariant": self.batch_invariant,
             "greedy": True,
+            **self.decoding.settings(),
             "max_batch": self.max_batch,
             "threads": threads,
         }
@@ -373,7 +385,7 @@ class TransformersEngine:
             )
             self.cache_folder = folder
         else:
-            folder = _local_folder(source.hf)
+            folder = local_folder(source.hf)
             self.cache_folder = None
         self._progress("reading", None)
         # The tokenizer loads in another thread while the weights are read and packed.
@@ -391,19 +403,21 @@ class TransformersEngine:
             cfg = AutoConfig.from_pretrained(folder, local_files_only=True)
         except Exception as exc:  # noqa: BLE001
             tok_thread.join()
-            raise ModelUnavailable(f"Cannot load model {folder!r} from local files: {exc}. {INSTALL_HINT}") from exc
+            raise NotThisEngine(f"Cannot load model {folder!r} from local files: {exc}. {INSTALL_HINT}") from exc
         if (
             getattr(cfg, "model_type", "") not in ("llama", "mistral")
             or getattr(cfg, "attention_bias", False)
             or getattr(cfg, "mlp_bias", False)
         ):
-            raise ModelUnavailable(
+            tok_thread.join()
+            raise NotThisEngine(
                 f"Model {source.name!r} has architecture {getattr(cfg, 'model_type', '?')!r}: this engine runs "
                 f"Llama-style models without biases (SmolLM2, Llama, Mistral). {INSTALL_HINT}"
             )
         rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
         if (rope.get("rope_type") or rope.get("type") or "default") != "default":
-            raise ModelUnavailable(f"RoPE scaling {rope!r} is not supported by this engine.")
+            tok_thread.join()
+            raise NotThisEngine(f"RoPE scaling {rope!r} is not supported by this engine.")
         theta = rope.get("rope_theta") or getattr(cfg, "rope_theta", None) or 10000.0
         self.hidden = cfg.hidden_size
         self.n_heads = cfg.num_attention_heads
@@ -474,21 +488,7 @@ class TransformersEngine:
         tok = tok_box["tok"]
         configure_tokenizer(tok)  # transformers does not persist padding_side
         self.tokenizer = tok
-        stop = set()
-        gen_eos = None
-        gen_path = os.path.join(folder, "generation_config.json")
-        if os.path.isfile(gen_path):
-            with open(gen_path) as fh:
-                gen_eos = json.load(fh).get("eos_token_id")
-        for ids in (cfg.eos_token_id, gen_eos):
-            if isinstance(ids, int):
-                stop.add(ids)
-            elif ids:
-                stop.update(ids)
-        for t in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", tok.eos_token):
-            if t and t in tok.get_vocab():
-                stop.add(tok.convert_tokens_to_ids(t))
-        self.stop_ids = frozenset(stop)
+        self.stop_ids = stop_token_ids(tok, cfg, folder)
 
     def _calibrate_rows(self) -> None:
         """Find the row counts for which this machine's GEMM kernels give every row exactly
@@ -580,8 +580,7 @@ class TransformersEngine:
 
     def _encode(self, messages: list[dict]) -> list[int]:
         with self._tok_lock:
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return list(self.tokenizer.encode(text, add_special_tokens=False))
+            return encode_chat(self.tokenizer, messages)
 
     def _decode(self, ids: list[int]) -> str:
         with self._tok_lock:
@@ -634,7 +633,7 @@ class TransformersEngine:
         text = self._decode(req.tokens).strip()
         if job.on_text is not None and not req.cancel and text != emitted:
             job.on_text(text)
-        settings = dict(self.settings, max_new_tokens=req.max_new)
+        settings = dict(self.settings, max_new_tokens=req.max_new, cut_repeating=req.cut_repeating)
         return Draft(
             text=text,
             model_name=self.model_name,
@@ -812,10 +811,16 @@ class TransformersEngine:
         return self._accept_many([r], logits)
 
     def _accept_many(self, rows: list[_Request], logits: torch.Tensor) -> list[bool]:
-        """Greedy choice per row; returns which rows are finished."""
+        """Greedy choice per row (after the repetition rules, each from the row's own
+        tokens); returns which rows are finished."""
         logits = logits.float()
+        probs_all = torch.softmax(logits, dim=-1)
+        if self.decoding.changes_logits:
+            logits = logits.clone()
+            for i, r in enumerate(rows):
+                self.decoding.apply(logits[i], r.tokens)
         ids = logits.argmax(dim=-1)
-        probs = torch.softmax(logits, dim=-1).gather(1, ids[:, None])[:, 0]
+        probs = probs_all.gather(1, ids[:, None])[:, 0]
         now = time.monotonic()
         out = []
         for r, t, p in zip(rows, ids.tolist(), probs.tolist(), strict=False):
@@ -827,6 +832,12 @@ class TransformersEngine:
                 continue
             r.tokens.append(t)
             r.probs.append(p)
+            cut = repeated_tail(r.tokens) if self.decoding.stop_repeats else 0
+            if cut:  # it has started looping: keep the first copy, stop
+                del r.tokens[-cut:], r.probs[-cut:]
+                r.cut_repeating = True
+                out.append(True)
+                continue
             out.append(len(r.tokens) >= r.max_new)
         return out
 
