@@ -294,6 +294,8 @@ TUTOR_MODEL = {
     "REPETITION_PENALTY": float(env("TUTOR_MODEL_REPETITION_PENALTY", "1.1")),
     "NO_REPEAT_NGRAM": int(env("TUTOR_MODEL_NO_REPEAT_NGRAM", "0")),
     "STOP_REPEATS": env_bool("TUTOR_MODEL_STOP_REPEATS", True),
+    # System prompts (a class's instructions) whose keys and values the fast engine keeps.
+    "PREFIX_CACHE": int(env("TUTOR_MODEL_PREFIX_CACHE", "16")),
     # Drafts one worker runs at once: the batch in process, concurrent streams to a server.
     "MAX_BATCH": int(env("TUTOR_MODEL_MAX_BATCH", "8" if _model_backend == "openai" else "32")),
     "CACHE_DIR": env("TUTOR_MODEL_CACHE", str(Path.home() / ".cache" / "tutor-models")),

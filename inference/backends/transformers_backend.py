@@ -21,6 +21,11 @@ How it works
   (nothing to re-pad or merge when rows join or leave; no padding tokens at all); every
   row has its own positions. The matrix products of a step are batched over the rows;
   attention is computed per row over exactly that row's length.
+* Prefix cache: a draft's system turn (its class's instructions, the same for every
+  draft of the class) is prefilled apart from the rest of its prompt, and its keys and
+  values are kept (PREFIX_CACHE system prompts, least recently used dropped): the next
+  draft of the class copies them instead of computing them. Cached or not, the chunks
+  are the same, so the tokens are too.
 * Batch invariance (a draft's text does not depend on its batch mates): prefill always
   runs alone with the same chunking; per-row attention sees the same shapes whatever the
   batch; for the matrix products, `_calibrate_rows` finds at load (once per machine, then
@@ -50,7 +55,7 @@ import time
 from collections import OrderedDict, deque
 from pathlib import Path
 
-from inference.backends.chat import encode_chat, stop_token_ids
+from inference.backends.chat import encode_chat, stop_token_ids, system_prefix_length
 from inference.convert import (
     INSTALL_HINT,
     ModelSource,
@@ -75,6 +80,7 @@ PREFILL_BUDGET = 512  # prompt tokens prefilled between two decoding steps while
 MIN_ROWS_PADDED = 4  # kernels that are not row-invariant from 1 row are tried from 4 (see _calibrate_rows)
 EMIT_INTERVAL = 0.1  # seconds between two on_text calls of one job
 POLL_INTERVAL = 0.05  # seconds between two should_stop polls of one job
+PREFIX_CACHE = 16  # system prompts whose keys and values are kept (0: none)
 
 _DTYPES = {
     "float32": torch.float32,
@@ -143,6 +149,7 @@ class _Request:
         "job",
         "key",
         "prompt_ids",
+        "prefix_len",
         "max_new",
         "kv",
         "views",
@@ -164,6 +171,7 @@ class _Request:
         self.job = job
         self.key = job.fairness_key or ""
         self.prompt_ids = prompt_ids
+        self.prefix_len = 0  # prompt tokens of the system turn (prefilled apart, cached)
         self.max_new = max_new
         self.kv: torch.Tensor | None = None
         self.views: list | None = None
@@ -294,8 +302,9 @@ def resolve_device(name: str) -> torch.device:
 
 class TransformersEngine:
     """See the module docstring. Config keys: MODEL, GGUF_FILE, DEVICE, DTYPE, QUANT,
-    MAX_NEW_TOKENS, MAX_BATCH, CACHE_DIR, THREADS. `progress(phase, fraction)` hears how
-    far loading is: "converting" (a GGUF's first load), "reading", "calibrating"."""
+    MAX_NEW_TOKENS, MAX_BATCH, CACHE_DIR, THREADS, PREFIX_CACHE and decoding.Decoding's.
+    `progress(phase, fraction)` hears how far loading is: "converting" (a GGUF's first load),
+    "reading", "calibrating"."""
 
     def __init__(self, config: dict, progress: Progress | None = None):
         started = time.monotonic()
@@ -335,6 +344,10 @@ class TransformersEngine:
         self.max_new_default = int(config.get("MAX_NEW_TOKENS") or 160)
         self.max_batch = max(1, int(config.get("MAX_BATCH") or 32))
         self.decoding = Decoding.from_config(self.config)
+        # Keys and values of recent system prompts (a class's instructions), computed once.
+        self.prefix_cache_size = max(0, int(config.get("PREFIX_CACHE", PREFIX_CACHE)))
+        self._prefixes: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
+        self.prefix_hits = 0
 
         self.source: ModelSource = resolve_source(self.config)
         self.model_name = self.source.name
@@ -350,6 +363,7 @@ class TransformersEngine:
             "batch_invariant": self.batch_invariant,
             "greedy": True,
             **self.decoding.settings(),
+            "prefix_cache": self.prefix_cache_size,
             "max_batch": self.max_batch,
             "threads": threads,
         }
@@ -595,6 +609,8 @@ class TransformersEngine:
         wanted = int(job.max_new_tokens) if job.max_new_tokens and job.max_new_tokens > 0 else self.max_new_default
         max_new = max(1, min(wanted, self.max_new_default, self.context_window - len(prompt_ids)))
         req = _Request(job, prompt_ids, max_new)
+        with self._tok_lock:
+            req.prefix_len = system_prefix_length(self.tokenizer, job.messages, prompt_ids)
         self._submit(req)
 
         last_emit = 0.0
@@ -778,12 +794,18 @@ class TransformersEngine:
             if r.kv is None:
                 cap = len(r.prompt_ids) + r.max_new
                 self._allocate(r, cap)
+                self._reuse_prefix(r)
             while r.prefilled < len(r.prompt_ids) and budget > 0:
+                # The system turn is prefilled apart, cached or not: the same chunks either
+                # way, so a cached prefix gives the very same tokens.
                 start = r.prefilled
-                end = min(start + PREFILL_CHUNK, len(r.prompt_ids))
+                upto = r.prefix_len if start < r.prefix_len else len(r.prompt_ids)
+                end = min(start + PREFILL_CHUNK, upto)
                 logits = self._prefill_chunk(r, start, end)
                 budget -= end - start
                 r.prefilled = r.length = end
+                if end == r.prefix_len:
+                    self._remember_prefix(r)
             if r.prefilled == len(r.prompt_ids):
                 if self._accept(r, logits[-1:])[0]:
                     finished.append(r)
@@ -801,6 +823,26 @@ class TransformersEngine:
                 for r in finished:
                     self._release_locked(r)
                     self._finish(r)
+
+    def _reuse_prefix(self, r: _Request) -> None:
+        """Copy the cached keys and values of the request's system turn, if known."""
+        if not r.prefix_len or not self.prefix_cache_size:
+            return
+        cached = self._prefixes.get(tuple(r.prompt_ids[: r.prefix_len]))
+        if cached is not None:
+            self._prefixes.move_to_end(tuple(r.prompt_ids[: r.prefix_len]))
+            r.kv[:, :, :, : r.prefix_len].copy_(cached)
+            r.prefilled = r.length = r.prefix_len
+            self.prefix_hits += 1
+
+    def _remember_prefix(self, r: _Request) -> None:
+        if not self.prefix_cache_size:
+            return
+        key = tuple(r.prompt_ids[: r.prefix_len])
+        if key not in self._prefixes:
+            self._prefixes[key] = r.kv[:, :, :, : r.prefix_len].clone()
+            while len(self._prefixes) > self.prefix_cache_size:
+                self._prefixes.popitem(last=False)
 
     def _allocate(self, r: _Request, cap: int) -> None:
         r.kv = torch.empty((self.n_layers, 2, self.n_kv, cap, self.head_dim), dtype=self.act_dtype, device=self.device)
