@@ -49,6 +49,7 @@ from transformers import (  # noqa: E402
     AutoConfig,
     AutoModelForCausalLM,
     AutoTokenizer,
+    GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
     StoppingCriteria,
@@ -181,6 +182,9 @@ class GenerateEngine:
                 f"transformers {_version()} cannot load {folder!r} (architecture "
                 f"{getattr(cfg, 'model_type', '?')!r}) as a text-generating model: {exc}. {INSTALL_HINT}"
             ) from exc
+        # The folder's own generation defaults (sampling, its repetition penalty over the
+        # prompt and padding) are not ours: decoding is what decoding.Decoding says.
+        model.generation_config = GenerationConfig()
         self.model = model.to(self.device).eval()
         try:
             tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -270,7 +274,7 @@ class GenerateEngine:
                 if job.should_stop is not None and now - last_poll >= POLL_INTERVAL * 0.9:
                     last_poll = now
                     if job.should_stop():
-                        req.cancel = True
+                        self._cancel(req)
                 if job.on_text is not None and now - last_emit >= EMIT_INTERVAL and not req.cancel:
                     n = len(req.tokens)
                     if n != emitted_n:
@@ -298,6 +302,17 @@ class GenerateEngine:
             first_token_s=(req.t_first - req.t0) if req.t_first is not None else None,
             seconds=(req.t_end or time.monotonic()) - req.t0,
         )
+
+    def _cancel(self, req: _Request) -> None:
+        """Flag the request; one still waiting for a batch leaves the queue at once."""
+        req.cancel = True
+        with self._cv:
+            q = self._waiting.get(req.key)
+            if q is not None and req in q:
+                q.remove(req)
+                if not q:
+                    del self._waiting[req.key]
+                self._finish(req)
 
     def close(self) -> None:
         """Stop the decoding thread (tests). Running drafts finish as cancelled."""

@@ -140,3 +140,24 @@ def test_a_student_cannot_write_chat_template_roles(models, arch):
         assert engine.count_tokens(messages(HOSTILE)) == len(ids)
     finally:
         engine.close()
+
+
+def test_a_draft_cancelled_while_it_waits_for_the_next_batch_leaves_at_once(models):
+    engine = engine_for_config(config(models["qwen2"], STOP_REPEATS=False, REPETITION_PENALTY=1.0))
+    try:
+        running, stop = threading.Event(), threading.Event()
+        out: dict[str, object] = {}
+        long = DraftJob(
+            messages=messages(), max_new_tokens=400, on_text=lambda t: running.set(), should_stop=stop.is_set
+        )
+        t = threading.Thread(target=lambda: out.setdefault("long", engine.draft(long)))
+        t.start()
+        assert running.wait(30)
+        queued = engine.draft(DraftJob(messages=messages(), max_new_tokens=8, should_stop=lambda: True))
+        assert queued.cancelled and queued.new_tokens == 0
+        assert t.is_alive()  # it left the queue while the batch before it still ran
+        stop.set()
+        t.join(timeout=30)
+        assert out["long"].cancelled
+    finally:
+        engine.close()
