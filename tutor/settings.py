@@ -290,8 +290,9 @@ TUTOR_MODEL = {
     # generate() for any causal LM (Qwen, Gemma, Llama 3.x, Phi-3...); "llama" / "generate".
     "ENGINE": env("TUTOR_MODEL_ENGINE", "auto"),
     # Decoding that does not loop (inference/backends/decoding.py): penalty on the draft's
-    # own tokens (1.0 = off), n-grams never generated twice (0 = off), cut a draft that loops.
-    "REPETITION_PENALTY": float(env("TUTOR_MODEL_REPETITION_PENALTY", "1.1")),
+    # own tokens ("" = 1.1 in process, the server's own for openai; 1.0 = off), n-grams
+    # never generated twice (0 = off), cut a draft that loops. Not inherited by TUTOR_MODELS.
+    "REPETITION_PENALTY": env("TUTOR_MODEL_REPETITION_PENALTY", ""),
     "NO_REPEAT_NGRAM": int(env("TUTOR_MODEL_NO_REPEAT_NGRAM", "0")),
     "STOP_REPEATS": env_bool("TUTOR_MODEL_STOP_REPEATS", True),
     # System prompts (a class's instructions) whose keys and values the fast engine keeps.

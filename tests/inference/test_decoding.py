@@ -65,3 +65,18 @@ def test_a_draft_that_loops_is_cut_after_its_first_copy(looping, arch):
     assert cut.settings["cut_repeating"] and cut.settings["stop_repeats"]
     assert 0 < cut.new_tokens < 12
     assert long.text.startswith(cut.text)
+
+
+def test_a_server_model_keeps_the_servers_own_decoding():
+    """The in-process decoding settings are not sent to an OpenAI-compatible server."""
+    import json
+
+    from tutor.model_settings import read_models
+
+    local = {"BACKEND": "transformers", "MAX_NEW_TOKENS": 160, "REPETITION_PENALTY": "1.3", "NO_REPEAT_NGRAM": 3}
+    declared = [{"key": "gpu", "label": "GPU", "backend": "openai", "url": "http://gpu:8000/v1"}]
+    [gpu] = read_models(local, {"TUTOR_MODELS": json.dumps(declared)})
+    assert "REPETITION_PENALTY" not in gpu["config"] and "NO_REPEAT_NGRAM" not in gpu["config"]
+    declared[0]["repetition_penalty"] = 1.05  # unless the model says so
+    [gpu] = read_models(local, {"TUTOR_MODELS": json.dumps(declared)})
+    assert gpu["config"]["REPETITION_PENALTY"] == 1.05
