@@ -7,6 +7,7 @@ inside the worker.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class Engine(Protocol):
         ...
 
 
+log = logging.getLogger(__name__)
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -78,14 +80,37 @@ def engine_for_config(config: dict, progress: Callable[[str, float | None], None
 
         return FakeEngine(config)
     if backend == "transformers":
-        from inference.backends.transformers_backend import TransformersEngine
-
-        return TransformersEngine(config, progress=progress)
+        return _in_process_engine(config, progress)
     if backend == "openai":
         from inference.backends.openai_backend import OpenAIEngine
 
         return OpenAIEngine(config)
     raise ModelUnavailable(f"Unknown model backend {backend!r}: use 'openai', 'transformers' or 'fake'.")
+
+
+def _in_process_engine(config: dict, progress: Callable[[str, float | None], None] | None) -> Engine:
+    """ENGINE "auto" (default): our fast Llama engine where it applies (bias-free Llama or
+    Mistral with default RoPE), else transformers' generate() for any causal LM;
+    "llama" or "generate" forces one."""
+    choice = str(config.get("ENGINE") or "auto").lower()
+    if choice not in ("auto", "llama", "generate"):
+        raise ModelUnavailable(f"TUTOR_MODEL ENGINE={choice!r}: use 'auto', 'llama' or 'generate'.")
+    if choice != "generate":
+        try:
+            from inference.backends.transformers_backend import NotThisEngine, TransformersEngine
+        except ImportError as exc:
+            raise ModelUnavailable(f"The in-process model needs torch and transformers: {exc}") from exc
+        try:
+            return TransformersEngine(config, progress=progress)
+        except NotThisEngine as exc:
+            if choice == "llama":
+                raise
+            log.info("%s Drafting with transformers' generate() instead.", exc)
+    try:
+        from inference.backends.hf_generate import GenerateEngine
+    except ImportError as exc:
+        raise ModelUnavailable(f"The in-process model needs torch and transformers: {exc}") from exc
+    return GenerateEngine(config, progress=progress)
 
 
 def load_engine(

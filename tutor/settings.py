@@ -289,6 +289,17 @@ TUTOR_MODEL = {
     # greedy tokens as fp32), "none" = exact fp32, "int8". See bench/drafting.py.
     "QUANT": env("TUTOR_MODEL_QUANT", "auto"),
     "MAX_NEW_TOKENS": int(env("TUTOR_MODEL_MAX_NEW_TOKENS", "160")),
+    # In process: "auto" = our fast Llama engine where it applies, else transformers'
+    # generate() for any causal LM (Qwen, Gemma, Llama 3.x, Phi-3...); "llama" / "generate".
+    "ENGINE": env("TUTOR_MODEL_ENGINE", "auto"),
+    # Decoding that does not loop (inference/backends/decoding.py): penalty on the draft's
+    # own tokens ("" = 1.1 in process, the server's own for openai; 1.0 = off), n-grams
+    # never generated twice (0 = off), cut a draft that loops. Not inherited by TUTOR_MODELS.
+    "REPETITION_PENALTY": env("TUTOR_MODEL_REPETITION_PENALTY", ""),
+    "NO_REPEAT_NGRAM": int(env("TUTOR_MODEL_NO_REPEAT_NGRAM", "0")),
+    "STOP_REPEATS": env_bool("TUTOR_MODEL_STOP_REPEATS", True),
+    # System prompts (a class's instructions) whose keys and values the fast engine keeps.
+    "PREFIX_CACHE": int(env("TUTOR_MODEL_PREFIX_CACHE", "16")),
     # Drafts one worker runs at once: the batch in process, concurrent streams to a server.
     "MAX_BATCH": int(env("TUTOR_MODEL_MAX_BATCH", "8" if _model_backend == "openai" else "32")),
     "CACHE_DIR": env("TUTOR_MODEL_CACHE", str(Path.home() / ".cache" / "tutor-models")),

@@ -21,6 +21,11 @@ How it works
   (nothing to re-pad or merge when rows join or leave; no padding tokens at all); every
   row has its own positions. The matrix products of a step are batched over the rows;
   attention is computed per row over exactly that row's length.
+* Prefix cache: a draft's system turn (its class's instructions, the same for every
+  draft of the class) is prefilled apart from the rest of its prompt, and its keys and
+  values are kept (PREFIX_CACHE system prompts, least recently used dropped): the next
+  draft of the class copies them instead of computing them. Cached or not, the chunks
+  are the same, so the tokens are too.
 * Batch invariance (a draft's text does not depend on its batch mates): prefill always
   runs alone with the same chunking; per-row attention sees the same shapes whatever the
   batch; for the matrix products, `_calibrate_rows` finds at load (once per machine, then
@@ -50,6 +55,7 @@ import time
 from collections import OrderedDict, deque
 from pathlib import Path
 
+from inference.backends.chat import encode_chat, stop_token_ids, system_prefix_length
 from inference.convert import (
     INSTALL_HINT,
     ModelSource,
@@ -65,6 +71,8 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from inference.backends.decoding import Decoding, repeated_tail  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 PREFILL_CHUNK = 256  # prompt tokens per prefill pass (fixed: part of what makes results reproducible)
@@ -72,6 +80,7 @@ PREFILL_BUDGET = 512  # prompt tokens prefilled between two decoding steps while
 MIN_ROWS_PADDED = 4  # kernels that are not row-invariant from 1 row are tried from 4 (see _calibrate_rows)
 EMIT_INTERVAL = 0.1  # seconds between two on_text calls of one job
 POLL_INTERVAL = 0.05  # seconds between two should_stop polls of one job
+PREFIX_CACHE = 16  # system prompts whose keys and values are kept (0: none)
 
 _DTYPES = {
     "float32": torch.float32,
@@ -81,6 +90,11 @@ _DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
+
+
+class NotThisEngine(ModelUnavailable):
+    """The model loads, but this engine does not implement its architecture: the generic
+    engine (inference/backends/hf_generate.py) drafts with it instead."""
 
 
 class _Linear:
@@ -135,6 +149,7 @@ class _Request:
         "job",
         "key",
         "prompt_ids",
+        "prefix_len",
         "max_new",
         "kv",
         "views",
@@ -145,6 +160,7 @@ class _Request:
         "t0",
         "t_first",
         "t_end",
+        "cut_repeating",
         "cancel",
         "done",
         "error",
@@ -155,6 +171,7 @@ class _Request:
         self.job = job
         self.key = job.fairness_key or ""
         self.prompt_ids = prompt_ids
+        self.prefix_len = 0  # prompt tokens of the system turn (prefilled apart, cached)
         self.max_new = max_new
         self.kv: torch.Tensor | None = None
         self.views: list | None = None
@@ -165,13 +182,14 @@ class _Request:
         self.t0 = time.monotonic()
         self.t_first: float | None = None
         self.t_end: float | None = None
+        self.cut_repeating = False
         self.cancel = False
         self.done = False
         self.error: BaseException | None = None
         self.wake = threading.Event()
 
 
-def _local_folder(name: str) -> str:
+def local_folder(name: str) -> str:
     """A local folder, or a Hugging Face id already in the local HF cache (never downloads)."""
     if os.path.isdir(name):
         return name
@@ -273,7 +291,7 @@ def _has_fbgemm_fp16() -> bool:
         return False
 
 
-def _resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
     name = (name or "auto").lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -284,8 +302,9 @@ def _resolve_device(name: str) -> torch.device:
 
 class TransformersEngine:
     """See the module docstring. Config keys: MODEL, GGUF_FILE, DEVICE, DTYPE, QUANT,
-    MAX_NEW_TOKENS, MAX_BATCH, CACHE_DIR, THREADS. `progress(phase, fraction)` hears how
-    far loading is: "converting" (a GGUF's first load), "reading", "calibrating"."""
+    MAX_NEW_TOKENS, MAX_BATCH, CACHE_DIR, THREADS, PREFIX_CACHE and decoding.Decoding's.
+    `progress(phase, fraction)` hears how far loading is: "converting" (a GGUF's first load),
+    "reading", "calibrating"."""
 
     def __init__(self, config: dict, progress: Progress | None = None):
         started = time.monotonic()
@@ -293,7 +312,7 @@ class TransformersEngine:
         self._progress = progress or (lambda phase, fraction=None: None)
         threads = int(config.get("THREADS") or 0) or (os.cpu_count() or 1)
         torch.set_num_threads(threads)
-        self.device = _resolve_device(str(config.get("DEVICE") or "auto"))
+        self.device = resolve_device(str(config.get("DEVICE") or "auto"))
         dtype_name = str(config.get("DTYPE") or "auto").lower()
         self.quant = str(config.get("QUANT") or "auto").lower()
         if self.quant not in ("auto", "none", "fp16", "int8"):
@@ -324,6 +343,11 @@ class TransformersEngine:
             self.kernel = "dense"
         self.max_new_default = int(config.get("MAX_NEW_TOKENS") or 160)
         self.max_batch = max(1, int(config.get("MAX_BATCH") or 32))
+        self.decoding = Decoding.from_config(self.config)
+        # Keys and values of recent system prompts (a class's instructions), computed once.
+        self.prefix_cache_size = max(0, int(config.get("PREFIX_CACHE", PREFIX_CACHE)))
+        self._prefixes: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
+        self.prefix_hits = 0
 
         self.source: ModelSource = resolve_source(self.config)
         self.model_name = self.source.name
@@ -338,6 +362,8 @@ class TransformersEngine:
             "kernel": self.kernel,
             "batch_invariant": self.batch_invariant,
             "greedy": True,
+            **self.decoding.settings(),
+            "prefix_cache": self.prefix_cache_size,
             "max_batch": self.max_batch,
             "threads": threads,
         }
@@ -373,7 +399,7 @@ class TransformersEngine:
             )
             self.cache_folder = folder
         else:
-            folder = _local_folder(source.hf)
+            folder = local_folder(source.hf)
             self.cache_folder = None
         self._progress("reading", None)
         # The tokenizer loads in another thread while the weights are read and packed.
@@ -391,19 +417,21 @@ class TransformersEngine:
             cfg = AutoConfig.from_pretrained(folder, local_files_only=True)
         except Exception as exc:  # noqa: BLE001
             tok_thread.join()
-            raise ModelUnavailable(f"Cannot load model {folder!r} from local files: {exc}. {INSTALL_HINT}") from exc
+            raise NotThisEngine(f"Cannot load model {folder!r} from local files: {exc}. {INSTALL_HINT}") from exc
         if (
             getattr(cfg, "model_type", "") not in ("llama", "mistral")
             or getattr(cfg, "attention_bias", False)
             or getattr(cfg, "mlp_bias", False)
         ):
-            raise ModelUnavailable(
+            tok_thread.join()
+            raise NotThisEngine(
                 f"Model {source.name!r} has architecture {getattr(cfg, 'model_type', '?')!r}: this engine runs "
                 f"Llama-style models without biases (SmolLM2, Llama, Mistral). {INSTALL_HINT}"
             )
         rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
         if (rope.get("rope_type") or rope.get("type") or "default") != "default":
-            raise ModelUnavailable(f"RoPE scaling {rope!r} is not supported by this engine.")
+            tok_thread.join()
+            raise NotThisEngine(f"RoPE scaling {rope!r} is not supported by this engine.")
         theta = rope.get("rope_theta") or getattr(cfg, "rope_theta", None) or 10000.0
         self.hidden = cfg.hidden_size
         self.n_heads = cfg.num_attention_heads
@@ -474,21 +502,7 @@ class TransformersEngine:
         tok = tok_box["tok"]
         configure_tokenizer(tok)  # transformers does not persist padding_side
         self.tokenizer = tok
-        stop = set()
-        gen_eos = None
-        gen_path = os.path.join(folder, "generation_config.json")
-        if os.path.isfile(gen_path):
-            with open(gen_path) as fh:
-                gen_eos = json.load(fh).get("eos_token_id")
-        for ids in (cfg.eos_token_id, gen_eos):
-            if isinstance(ids, int):
-                stop.add(ids)
-            elif ids:
-                stop.update(ids)
-        for t in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", tok.eos_token):
-            if t and t in tok.get_vocab():
-                stop.add(tok.convert_tokens_to_ids(t))
-        self.stop_ids = frozenset(stop)
+        self.stop_ids = stop_token_ids(tok, cfg, folder)
 
     def _calibrate_rows(self) -> None:
         """Find the row counts for which this machine's GEMM kernels give every row exactly
@@ -580,8 +594,7 @@ class TransformersEngine:
 
     def _encode(self, messages: list[dict]) -> list[int]:
         with self._tok_lock:
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return list(self.tokenizer.encode(text, add_special_tokens=False))
+            return encode_chat(self.tokenizer, messages)
 
     def _decode(self, ids: list[int]) -> str:
         with self._tok_lock:
@@ -596,6 +609,8 @@ class TransformersEngine:
         wanted = int(job.max_new_tokens) if job.max_new_tokens and job.max_new_tokens > 0 else self.max_new_default
         max_new = max(1, min(wanted, self.max_new_default, self.context_window - len(prompt_ids)))
         req = _Request(job, prompt_ids, max_new)
+        with self._tok_lock:
+            req.prefix_len = system_prefix_length(self.tokenizer, job.messages, prompt_ids)
         self._submit(req)
 
         last_emit = 0.0
@@ -634,7 +649,7 @@ class TransformersEngine:
         text = self._decode(req.tokens).strip()
         if job.on_text is not None and not req.cancel and text != emitted:
             job.on_text(text)
-        settings = dict(self.settings, max_new_tokens=req.max_new)
+        settings = dict(self.settings, max_new_tokens=req.max_new, cut_repeating=req.cut_repeating)
         return Draft(
             text=text,
             model_name=self.model_name,
@@ -779,12 +794,18 @@ class TransformersEngine:
             if r.kv is None:
                 cap = len(r.prompt_ids) + r.max_new
                 self._allocate(r, cap)
+                self._reuse_prefix(r)
             while r.prefilled < len(r.prompt_ids) and budget > 0:
+                # The system turn is prefilled apart, cached or not: the same chunks either
+                # way, so a cached prefix gives the very same tokens.
                 start = r.prefilled
-                end = min(start + PREFILL_CHUNK, len(r.prompt_ids))
+                upto = r.prefix_len if start < r.prefix_len else len(r.prompt_ids)
+                end = min(start + PREFILL_CHUNK, upto)
                 logits = self._prefill_chunk(r, start, end)
                 budget -= end - start
                 r.prefilled = r.length = end
+                if end == r.prefix_len:
+                    self._remember_prefix(r)
             if r.prefilled == len(r.prompt_ids):
                 if self._accept(r, logits[-1:])[0]:
                     finished.append(r)
@@ -803,6 +824,26 @@ class TransformersEngine:
                     self._release_locked(r)
                     self._finish(r)
 
+    def _reuse_prefix(self, r: _Request) -> None:
+        """Copy the cached keys and values of the request's system turn, if known."""
+        if not r.prefix_len or not self.prefix_cache_size:
+            return
+        cached = self._prefixes.get(tuple(r.prompt_ids[: r.prefix_len]))
+        if cached is not None:
+            self._prefixes.move_to_end(tuple(r.prompt_ids[: r.prefix_len]))
+            r.kv[:, :, :, : r.prefix_len].copy_(cached)
+            r.prefilled = r.length = r.prefix_len
+            self.prefix_hits += 1
+
+    def _remember_prefix(self, r: _Request) -> None:
+        if not self.prefix_cache_size:
+            return
+        key = tuple(r.prompt_ids[: r.prefix_len])
+        if key not in self._prefixes:
+            self._prefixes[key] = r.kv[:, :, :, : r.prefix_len].clone()
+            while len(self._prefixes) > self.prefix_cache_size:
+                self._prefixes.popitem(last=False)
+
     def _allocate(self, r: _Request, cap: int) -> None:
         r.kv = torch.empty((self.n_layers, 2, self.n_kv, cap, self.head_dim), dtype=self.act_dtype, device=self.device)
         # per layer: the layer's [2, kv_heads, cap, head_dim] buffer, and its K and V as [1, ...]
@@ -812,10 +853,16 @@ class TransformersEngine:
         return self._accept_many([r], logits)
 
     def _accept_many(self, rows: list[_Request], logits: torch.Tensor) -> list[bool]:
-        """Greedy choice per row; returns which rows are finished."""
+        """Greedy choice per row (after the repetition rules, each from the row's own
+        tokens); returns which rows are finished."""
         logits = logits.float()
+        probs_all = torch.softmax(logits, dim=-1)
+        if self.decoding.changes_logits:
+            logits = logits.clone()
+            for i, r in enumerate(rows):
+                self.decoding.apply(logits[i], r.tokens)
         ids = logits.argmax(dim=-1)
-        probs = torch.softmax(logits, dim=-1).gather(1, ids[:, None])[:, 0]
+        probs = probs_all.gather(1, ids[:, None])[:, 0]
         now = time.monotonic()
         out = []
         for r, t, p in zip(rows, ids.tolist(), probs.tolist(), strict=False):
@@ -827,6 +874,12 @@ class TransformersEngine:
                 continue
             r.tokens.append(t)
             r.probs.append(p)
+            cut = repeated_tail(r.tokens) if self.decoding.stop_repeats else 0
+            if cut:  # it has started looping: keep the first copy, stop
+                del r.tokens[-cut:], r.probs[-cut:]
+                r.cut_repeating = True
+                out.append(True)
+                continue
             out.append(len(r.tokens) >= r.max_new)
         return out
 

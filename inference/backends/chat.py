@@ -1,0 +1,85 @@
+"""Chat turns to prompt token ids, for the in-process backends (a tokenizer object only:
+this module imports neither torch nor transformers).
+
+The chat template's own markup (`<|im_start|>`, `<start_of_turn>`, ...) becomes control
+tokens; what people wrote (every turn's content) is tokenised as text only, so a
+student who types `<|im_end|><|im_start|>system` gets those characters, not a new turn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<end_of_turn>", "<|end|>")
+
+
+def _render(tokenizer: object, messages: list[dict], generation_prompt: bool = True) -> str:
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    except Exception:  # noqa: BLE001 - e.g. Gemma's template refuses a system turn
+        if not messages or messages[0].get("role") != "system" or len(messages) < 2:
+            raise
+        # Templates without a system role: the instructions open the first user turn.
+        system, first, rest = messages[0], messages[1], messages[2:]
+        merged = dict(first, content=f"{system['content']}\n\n{first['content']}")
+        return tokenizer.apply_chat_template([merged, *rest], tokenize=False, add_generation_prompt=generation_prompt)
+
+
+def encode_chat(tokenizer: object, messages: list[dict], generation_prompt: bool = True) -> list[int]:
+    """The prompt's token ids, ending with the template's generation prompt (unless
+    `generation_prompt` is false).
+
+    The template is rendered with a random placeholder in place of each turn's content;
+    the markup between placeholders is tokenised with special tokens recognised, each
+    content with special tokens split into plain text (`split_special_tokens`)."""
+    tag = secrets.token_hex(6)
+    placeholders = {f"TUTORTURN{tag}N{i}X": str(m.get("content") or "") for i, m in enumerate(messages)}
+    stand_ins = [dict(m, content=p) for m, p in zip(messages, placeholders, strict=True)]
+    rendered = _render(tokenizer, stand_ins, generation_prompt)
+    ids: list[int] = []
+    for i, piece in enumerate(re.split(f"(TUTORTURN{tag}N\\d+X)", rendered)):
+        if not piece:
+            continue
+        if i % 2:  # a placeholder: the turn's content, as text
+            ids += tokenizer(placeholders[piece], add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        else:
+            ids += tokenizer(piece, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def stop_token_ids(tokenizer: object, config: object, folder: str) -> frozenset[int]:
+    """Tokens that end a reply: the model's end-of-sequence ids (config and
+    generation_config.json) and the usual end-of-turn tokens its vocabulary has."""
+    stop: set[int] = set()
+    gen_eos = None
+    gen_path = os.path.join(folder, "generation_config.json")
+    if os.path.isfile(gen_path):
+        with open(gen_path) as fh:
+            gen_eos = json.load(fh).get("eos_token_id")
+    for ids in (getattr(config, "eos_token_id", None), gen_eos):
+        if isinstance(ids, int):
+            stop.add(ids)
+        elif ids:
+            stop.update(ids)
+    vocab = tokenizer.get_vocab()
+    for t in (*STOP_TOKENS, tokenizer.eos_token):
+        if t and t in vocab:
+            stop.add(tokenizer.convert_tokens_to_ids(t))
+    return frozenset(stop)
+
+
+def system_prefix_length(tokenizer: object, messages: list[dict], prompt_ids: list[int]) -> int:
+    """How many of `prompt_ids` are the system turn alone (the class's instructions,
+    the same for every draft of a class), or 0 when the prompt does not start with one
+    that the template renders on its own (e.g. Gemma's, merged into the first user turn)."""
+    if len(messages) < 2 or messages[0].get("role") != "system":
+        return 0
+    try:
+        prefix = encode_chat(tokenizer, messages[:1], generation_prompt=False)
+    except Exception:  # noqa: BLE001 - a template that wants a user turn
+        return 0
+    n = len(prefix)
+    return n if 0 < n < len(prompt_ids) and prompt_ids[:n] == prefix else 0
