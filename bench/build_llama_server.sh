@@ -6,6 +6,9 @@
 # /work/cache/llama-server); the binary is $LLAMA_SERVER_CACHE/build/bin/llama-server.
 # About 20-25 minutes on 2 cores; run it in the background:
 #   nohup bench/build_llama_server.sh > /work/cache/llama-server.log 2>&1 &
+# On a CPU that reports AMX (this VM's Xeon does), GGML_NATIVE compiles ggml's AMX path,
+# which dies with SIGSEGV on its first matrix product here: bench/drafting.py starts the
+# server with --no-repack, which keeps it off that path (Q4_1 is repacked for no other).
 set -euo pipefail
 
 VERSION=0.3.36
