@@ -589,3 +589,144 @@ def draft_model_key(reply_id: int) -> str | None:
     """reply_model_key of the reply `reply_id`, or None if it is gone."""
     reply = Message.objects.select_related("conversation__classroom__school").filter(pk=reply_id).first()
     return reply_model_key(reply) if reply is not None else None
+
+
+# The teacher's view of the class: the live monitor, a conversation's full history, the
+# report. Who may see them is the one "reviews this class" rule (classrooms_reviewed_by).
+
+
+def classroom_for_reviewer(user: User, classroom_id: int) -> Classroom:
+    """A class this person teaches or reviews now; 404 for missing and forbidden alike."""
+    classroom = classrooms_reviewed_by(user).select_related("school").filter(pk=classroom_id).first()
+    if classroom is None:
+        raise Http404
+    return classroom
+
+
+def conversation_for_class_staff(user: User, classroom_id: int, conversation_id: int) -> Conversation:
+    """A conversation of a class this person reviews, named with its own class; 404 when
+    either is not theirs or the conversation belongs to another class."""
+    classroom = classroom_for_reviewer(user, classroom_id)
+    conversation = (
+        Conversation.objects.select_related("student", "classroom__school")
+        .filter(pk=conversation_id, classroom=classroom)
+        .first()
+    )
+    if conversation is None:
+        raise Http404
+    return conversation
+
+
+# The monitor's states, in the order a teacher looks at them (most worrying first).
+MONITOR_STATES = ("flagged", "failed", "in_review", "drafting", "answered")
+# Flags that make a waiting conversation "flagged": what a teacher must not miss.
+MONITOR_FLAGS = (triage.DISTRESSED, triage.UNSAFE_DRAFT, triage.MATHS_ERROR, triage.WRONG_LANGUAGE)
+MONITOR_LIMIT = 300  # the most recently active conversations of the class
+
+
+def monitor_state_labels() -> dict[str, str]:
+    return {
+        "flagged": _("Flagged"),
+        "failed": _("Drafting failed"),
+        "in_review": _("In review"),
+        "drafting": _("Drafting"),
+        "answered": _("Answered"),
+    }
+
+
+def _monitor_state(reply: Message, flags: list[str]) -> str:
+    if reply.status in Message.DECIDED_STATUSES:
+        return "answered"
+    if any(f in MONITOR_FLAGS for f in flags):
+        return "flagged"
+    if reply.status == Message.Status.FAILED:
+        return "failed"
+    if reply.status in (Message.Status.AWAITING_REVIEW, Message.Status.GROUPED):
+        return "in_review"
+    return "drafting"
+
+
+def class_monitor(classroom: Classroom, now: datetime | None = None) -> list[dict]:
+    """Each conversation of the class with a question in it: its student, last question,
+    state, flags and waiting time so far (asked -> now while it waits, asked -> decided
+    once answered), sorted by state (MONITOR_STATES) and then the longest wait first.
+    For the class's staff only: it names students and quotes their questions."""
+    from django.db.models import OuterRef, Subquery
+
+    now = now or timezone.now()
+    last_reply = Message.objects.filter(conversation=OuterRef("pk"), sender=Message.Sender.TUTOR).order_by(
+        "-created_at", "-id"
+    )
+    conversations = list(
+        Conversation.objects.filter(classroom=classroom)
+        .annotate(last_reply_id=Subquery(last_reply.values("pk")[:1]))
+        .filter(last_reply_id__isnull=False)
+        .select_related("student")
+        .order_by("-updated_at", "-id")[:MONITOR_LIMIT]
+    )
+    replies = {
+        r.pk: r
+        for r in Message.objects.filter(pk__in=[c.last_reply_id for c in conversations]).select_related("in_reply_to")
+    }
+    labels = monitor_state_labels()
+    rows = []
+    for conversation in conversations:
+        reply = replies.get(conversation.last_reply_id)
+        if reply is None or reply.in_reply_to is None:
+            continue
+        flags = triage.draft_flags(
+            draft=reply.draft_text,
+            mean_token_prob=None,
+            distressed=reply.distressed,
+            max_words=classroom.max_reply_words,
+            checks=reply.checks,
+        )
+        flags = [f for f in flags if f in MONITOR_FLAGS]
+        state = _monitor_state(reply, flags)
+        asked = reply.in_reply_to.created_at
+        waiting = state != "answered"
+        until = now if waiting or reply.reviewed_at is None else reply.reviewed_at
+        rows.append(
+            {
+                "conversation_id": conversation.pk,
+                "student": str(conversation.student),
+                "question": reply.in_reply_to.text,
+                "asked_at": asked.isoformat(),
+                "state": state,
+                "state_label": str(labels[state]),
+                "flags": [{"code": f["code"], "label": f["label"]} for f in triage.flag_views(flags, reply.checks)],
+                "waiting": waiting,
+                "wait_s": max(0, round((until - asked).total_seconds())),
+            }
+        )
+    rows.sort(key=lambda r: (MONITOR_STATES.index(r["state"]), -r["wait_s"], r["conversation_id"]))
+    return rows
+
+
+def staff_history(conversation: Conversation) -> list[dict]:
+    """A conversation's whole history as the class's staff read it: each question, and
+    each reply with what the student read, the model's drafts and the decision. Never for
+    a student's eyes (the drafts are in it)."""
+    messages = conversation.messages.select_related("reviewed_by").order_by("created_at", "id")
+    history = []
+    for m in messages:
+        visible = student_visible_text(m)
+        entry = {
+            "id": m.pk,
+            "sender": m.sender,
+            "created_at": m.created_at,
+            "text": visible,
+            "html": render_markdown(visible) if visible else "",
+        }
+        if m.sender == Message.Sender.TUTOR:
+            entry |= {
+                "status_label": str(Message.Status(m.status).label) if m.status else "",
+                "decision_label": str(Message.Decision(m.decision).label) if m.decision else "",
+                "reviewed_by": str(m.reviewed_by) if m.reviewed_by_id else "",
+                "reviewed_at": m.reviewed_at,
+                "draft": m.draft_text,
+                "previous_drafts": [d.get("text", "") if isinstance(d, dict) else str(d) for d in m.previous_drafts],
+                "failure": _(m.failure) if m.failure else "",
+            }
+        history.append(entry)
+    return history

@@ -18,7 +18,7 @@ from classrooms.selectors import (
     classrooms_reviewed_by,
     may_receive_alerts,
 )
-from tutor import selectors, services
+from tutor import selectors, services, triage
 from tutor.middleware import DATABASE_UNREACHABLE, database_unavailable
 from tutor.models import Message
 
@@ -271,6 +271,69 @@ def review_stats(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": _("You do not teach or run any class.")}, status=403)
     queue = {row["classroom_id"]: row for row in selectors.queue_header(classrooms)}
     return JsonResponse({"classes": [selectors.review_stats(c) | queue[c.pk] for c in classrooms]})
+
+
+# The teacher's view of the class: for its teachers and reviewers (classrooms_reviewed_by).
+
+
+@login_required
+@require_GET
+def class_monitor(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """Every conversation of the class, live (the review socket's "monitor" frames)."""
+    classroom = selectors.classroom_for_reviewer(request.user, classroom_id)
+    flag = request.GET.get("flag", "")
+    flag = flag if flag == "any" or flag in selectors.MONITOR_FLAGS else ""
+    rows = [r for r in selectors.class_monitor(classroom) if _has_flag(r, flag)]
+    for r in rows:
+        r["wait_text"] = duration_text(r["wait_s"])
+    return render(
+        request,
+        "tutor/class_monitor.html",
+        {
+            "classroom": classroom,
+            "rows": rows,
+            "flag": flag,
+            "flag_choices": [(f["code"], f["label"]) for f in triage.flag_views(list(selectors.MONITOR_FLAGS))],
+        },
+    )
+
+
+def _has_flag(row: dict, flag: str) -> bool:
+    """The monitor's filter: "" every row, "any" a row with a flag, else that flag."""
+    if not flag:
+        return True
+    codes = [f["code"] for f in row["flags"]]
+    return bool(codes) if flag == "any" else flag in codes
+
+
+def duration_text(seconds: float | None) -> str:
+    """45 s, 12 min, 2 h 05: the same in French and English (static/tutor/monitor.js too)."""
+    if seconds is None:
+        return "–"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d}"
+
+
+@login_required
+@require_GET
+def class_conversation(request: HttpRequest, classroom_id: int, conversation_id: int) -> HttpResponse:
+    """A conversation's full history, read-only, drafts and decisions included: staff only,
+    and each opening is written to the school's audit log."""
+    conversation = selectors.conversation_for_class_staff(request.user, classroom_id, conversation_id)
+    services.conversation_history_open(actor=request.user, conversation=conversation)
+    return render(
+        request,
+        "tutor/class_conversation.html",
+        {
+            "classroom": conversation.classroom,
+            "conversation": conversation,
+            "history": selectors.staff_history(conversation),
+        },
+    )
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
