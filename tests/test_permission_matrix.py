@@ -192,6 +192,15 @@ MATRIX = {
         row("GET", "other class", "302 404 404 404 404 200 404 404 404 404"),
         row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
     ],
+    "class_report": [
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 200"),
+        row("GET", "other class", "302 404 404 404 404 200 404 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+    ],
+    "class_report_csv": [
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 200"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+    ],
     "class_conversation": [
         row("GET", "own class, its conversation", "302 404 404 404 200 404 404 404 404 200"),
         row("GET", "other class, its conversation", "302 404 404 404 404 200 404 404 404 404"),

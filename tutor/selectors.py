@@ -730,3 +730,105 @@ def staff_history(conversation: Conversation) -> list[dict]:
             }
         history.append(entry)
     return history
+
+
+REPORT_PERIODS = (7, 30)
+REPORT_LIMIT = 20_000  # replies read for one report
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def class_report(classroom: Classroom, *, days: int = 7, now: datetime | None = None) -> dict:
+    """A class's last `days` days (today included, in the server's time zone): questions
+    and answers per day, waits (asked -> decided) and review times (opened -> decided)
+    as p50/p95, how reviews were decided, how often drafts were flagged, and the share of
+    answers that came from one review of a group. Numbers only: no student, no text."""
+    now = now or timezone.now()
+    first_day = timezone.localdate(now) - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
+    replies = list(
+        Message.objects.filter(conversation__classroom=classroom, sender=Message.Sender.TUTOR, created_at__gte=start)
+        .select_related("group")
+        .order_by("created_at", "id")
+        .only(
+            "id",
+            "created_at",
+            "status",
+            "decision",
+            "reviewed_at",
+            "review_seconds",
+            "group",
+            "checks",
+            "draft_text",
+            "distressed",
+            "safety_tier",
+        )[:REPORT_LIMIT]
+    )
+    by_day = {
+        first_day + timedelta(days=i): {"questions": 0, "answered": 0, "waits": [], "reviews": []} for i in range(days)
+    }
+    decided = reviews = edited = rejected = grouped = drafted = maths = language = distress = 0
+    waits, review_times = [], []
+    for reply in replies:
+        day = by_day.get(timezone.localdate(reply.created_at))
+        if day is None:
+            continue
+        day["questions"] += 1
+        flags = (reply.checks or {}).get("flags", ())
+        if reply.draft_text:
+            drafted += 1
+            maths += triage.MATHS_ERROR in flags
+            language += triage.WRONG_LANGUAGE in flags
+        distress += bool(reply.distressed or reply.safety_tier >= 1)
+        if reply.status not in Message.DECIDED_STATUSES or reply.reviewed_at is None:
+            continue
+        decided += 1
+        day["answered"] += 1
+        wait = max(0.0, (reply.reviewed_at - reply.created_at).total_seconds())
+        waits.append(wait)
+        day["waits"].append(wait)
+        if reply.review_seconds is not None:
+            review_times.append(reply.review_seconds)
+            day["reviews"].append(reply.review_seconds)
+        if reply.group_id:
+            grouped += 1
+        if reply.group_id and reply.group.lead_id != reply.pk:
+            continue  # answered by its group's review, counted once on the lead
+        reviews += 1
+        edited += reply.decision == Message.Decision.EDITED
+        rejected += reply.decision in (Message.Decision.REJECTED, Message.Decision.TEACHER_REPLY)
+    questions = sum(d["questions"] for d in by_day.values())
+    return {
+        "classroom_id": classroom.pk,
+        "days": days,
+        "first_day": first_day,
+        "last_day": first_day + timedelta(days=days - 1),
+        "questions": questions,
+        "answered": decided,
+        "reviews": reviews,
+        "wait_p50_s": percentile(waits, 0.5),
+        "wait_p95_s": percentile(waits, 0.95),
+        "review_p50_s": percentile(review_times, 0.5),
+        "review_p95_s": percentile(review_times, 0.95),
+        "edit_rate": _share(edited, reviews),
+        "reject_rate": _share(rejected, reviews),
+        "drafts": drafted,
+        "maths_error_rate": _share(maths, drafted),
+        "wrong_language_rate": _share(language, drafted),
+        "distress_rate": _share(distress, questions),
+        "grouped_share": _share(grouped, decided),
+        "per_day": [
+            {
+                "day": day,
+                "questions": d["questions"],
+                "answered": d["answered"],
+                "wait_p50_s": percentile(d["waits"], 0.5),
+                "wait_p95_s": percentile(d["waits"], 0.95),
+                "review_p50_s": percentile(d["reviews"], 0.5),
+                "review_p95_s": percentile(d["reviews"], 0.95),
+            }
+            for day, d in by_day.items()
+        ],
+    }

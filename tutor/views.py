@@ -336,6 +336,95 @@ def class_conversation(request: HttpRequest, classroom_id: int, conversation_id:
     )
 
 
+def _report_days(request: HttpRequest) -> tuple[int, str]:
+    """The report's period from ?days=: 7 or 30; anything else is 7, with a word why."""
+    raw = request.GET.get("days", "7")
+    if raw in ("7", "30"):
+        return int(raw), ""
+    return 7, _("A report covers 7 or 30 days: here are the last 7.")
+
+
+def bar_chart(values: list[float | None], labels: list[str], *, height: int = 120, bar: int = 18) -> dict:
+    """A small bar chart's geometry, drawn as SVG by tutor/_bar_chart.html (no script)."""
+    top = max([v for v in values if v] or [1])
+    gap = 4
+    bars = []
+    for i, (value, label) in enumerate(zip(values, labels, strict=True)):
+        h = round((value or 0) / top * (height - 20))
+        bars.append({"x": i * (bar + gap), "y": height - h, "w": bar, "h": h, "label": label, "value": value})
+    return {"width": max(1, len(values) * (bar + gap)), "height": height, "bars": bars, "top": top}
+
+
+REPORT_RATES = (
+    "edit_rate", "reject_rate", "maths_error_rate", "wrong_language_rate", "distress_rate", "grouped_share"
+)  # fmt: skip
+
+
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{round(share * 100)} %"
+
+
+@login_required
+@require_GET
+def class_report(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """The class's last 7 or 30 days, for its teachers and reviewers: numbers only."""
+    classroom = selectors.classroom_for_reviewer(request.user, classroom_id)
+    days, notice = _report_days(request)
+    report = selectors.class_report(classroom, days=days)
+    labels = [d["day"].strftime("%d/%m") for d in report["per_day"]]
+    return render(
+        request,
+        "tutor/class_report.html",
+        {
+            "classroom": classroom,
+            "report": report,
+            "notice": notice,
+            "periods": selectors.REPORT_PERIODS,
+            "questions_chart": bar_chart([d["questions"] for d in report["per_day"]], labels),
+            "wait_chart": bar_chart([d["wait_p50_s"] for d in report["per_day"]], labels),
+            "waits": {
+                k: duration_text(report[k]) for k in ("wait_p50_s", "wait_p95_s", "review_p50_s", "review_p95_s")
+            },
+            "rates": {k: _percent(report[k]) for k in REPORT_RATES},
+            "per_day": [
+                d | {"wait_p50": duration_text(d["wait_p50_s"]), "review_p50": duration_text(d["review_p50_s"])}
+                for d in report["per_day"]
+            ],
+        },
+    )
+
+
+REPORT_CSV_COLUMNS = (
+    "day", "questions", "answered", "wait_p50_s", "wait_p95_s", "review_p50_s", "review_p95_s"
+)  # fmt: skip
+REPORT_CSV_TOTALS = (
+    "questions", "answered", "reviews", "wait_p50_s", "wait_p95_s", "review_p50_s", "review_p95_s", "edit_rate",
+    "reject_rate", "drafts", "maths_error_rate", "wrong_language_rate", "distress_rate", "grouped_share",
+)  # fmt: skip
+
+
+@login_required
+@require_GET
+def class_report_csv(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """The report as CSV: a line per day, then the period's totals (numbers only)."""
+    import csv
+
+    classroom = selectors.classroom_for_reviewer(request.user, classroom_id)
+    days, _notice = _report_days(request)
+    report = selectors.class_report(classroom, days=days)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="class-{classroom.pk}-report-{days}-days.csv"'
+    writer = csv.writer(response)
+    writer.writerow(REPORT_CSV_COLUMNS)
+    for d in report["per_day"]:
+        writer.writerow([d["day"].isoformat()] + ["" if d[k] is None else d[k] for k in REPORT_CSV_COLUMNS[1:]])
+    writer.writerow([])
+    writer.writerow(["total", f"{report['first_day'].isoformat()}/{report['last_day'].isoformat()}"])
+    for key in REPORT_CSV_TOTALS:
+        writer.writerow([key, "" if report[key] is None else report[key]])
+    return response
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """The 500 page, except while the database is unreachable: then 503, try again soon
     (errors that DatabaseUnavailableMiddleware does not see, such as a session saved
