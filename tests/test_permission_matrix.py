@@ -197,6 +197,10 @@ MATRIX = {
         row("GET", "other class", "302 404 404 404 404 200 404 404 404 404"),
         row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
     ],
+    "class_topics": [
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 200"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+    ],
     "class_report_csv": [
         row("GET", "own class", "302 404 404 404 200 404 404 404 404 200"),
         row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),

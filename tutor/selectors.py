@@ -832,3 +832,75 @@ def class_report(classroom: Classroom, *, days: int = 7, now: datetime | None = 
             for day, d in by_day.items()
         ],
     }
+
+
+TOPIC_QUESTIONS = 400  # the most recent questions of the period that are grouped
+TOPIC_EXAMPLES = 3
+VECTOR_CACHE_SECONDS = 24 * 3600
+
+
+def _question_vectors(questions: list[Message]):
+    """Each question's embedding (tutor.embeddings), from the cache where an earlier page
+    load computed it: the page stays fast when the same week is opened again. A vector
+    is only numbers; it expires within a day."""
+    import numpy as np
+    from django.core.cache import cache
+
+    from tutor import embeddings
+
+    keys = [f"topic-vector:{m.pk}:{m.version}" for m in questions]
+    try:
+        found = cache.get_many(keys)
+    except Exception:  # Redis away: compute them all
+        found = {}
+    missing = [i for i, key in enumerate(keys) if key not in found]
+    if missing:
+        computed = embeddings.embed_queries([questions[i].text for i in missing])
+        fresh = {keys[i]: embeddings.to_bytes(v) for i, v in zip(missing, computed, strict=True)}
+        found |= fresh
+        try:
+            cache.set_many(fresh, VECTOR_CACHE_SECONDS)
+        except Exception:
+            pass
+    return np.stack([embeddings.from_bytes(found[key]) for key in keys])
+
+
+def class_topics(classroom: Classroom, *, days: int = 7, with_students: bool = False) -> dict:
+    """What the class asked about in the last `days` days, grouped by topic (tutor.topics):
+    per topic its size, a label (its most central question), a few example questions, the
+    conversations, and, `with_students` (for the class's teachers), who asked. Questions
+    alike in no other's way are counted apart, not listed."""
+    from tutor import topics
+
+    now = timezone.now()
+    first_day = timezone.localdate(now) - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
+    questions = list(
+        Message.objects.filter(conversation__classroom=classroom, sender=Message.Sender.STUDENT, created_at__gte=start)
+        .exclude(text="")
+        .select_related("conversation__student")
+        .order_by("-created_at", "-id")[:TOPIC_QUESTIONS]
+    )
+    result = {"days": days, "first_day": first_day, "questions": len(questions), "topics": [], "alone": 0}
+    if not questions:
+        return result
+    vectors = _question_vectors(questions)
+    for indexes in topics.cluster(vectors):
+        if len(indexes) < 2:
+            result["alone"] += 1
+            continue
+        ordered = topics.central_order(vectors, indexes)
+        asked = [questions[i] for i in ordered]
+        students = {m.conversation.student_id: str(m.conversation.student) for m in asked}
+        result["topics"].append(
+            {
+                "size": len(asked),
+                "student_count": len(students),
+                "label": asked[0].text,
+                "examples": [m.text for m in asked[1 : 1 + TOPIC_EXAMPLES]],
+                "students": sorted(students.values()) if with_students else [],
+                "conversation_ids": sorted({m.conversation_id for m in asked}),
+            }
+        )
+    result["topics"].sort(key=lambda t: (-t["student_count"], -t["size"]))
+    return result

@@ -27,6 +27,7 @@ urlpatterns = [
     path("review/stats/", views.review_stats, name="review_stats"),
     path("review/classes/<int:classroom_id>/monitor/", views.class_monitor, name="class_monitor"),
     path("review/classes/<int:classroom_id>/report/", views.class_report, name="class_report"),
+    path("review/classes/<int:classroom_id>/topics/", views.class_topics, name="class_topics"),
     path("review/classes/<int:classroom_id>/report.csv", views.class_report_csv, name="class_report_csv"),
     path(
         "review/classes/<int:classroom_id>/conversations/<int:conversation_id>/",

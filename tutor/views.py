@@ -16,6 +16,7 @@ from classrooms.selectors import (
     classroom_for_student,
     classrooms_of_student,
     classrooms_reviewed_by,
+    classrooms_taught_by,
     may_receive_alerts,
 )
 from tutor import selectors, services, triage
@@ -423,6 +424,27 @@ def class_report_csv(request: HttpRequest, classroom_id: int) -> HttpResponse:
     for key in REPORT_CSV_TOTALS:
         writer.writerow([key, "" if report[key] is None else report[key]])
     return response
+
+
+@login_required
+@require_GET
+def class_topics(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """Where students struggle: the period's questions grouped by topic. Who asked is shown
+    to the class's teachers; its reviewers see the topics and the conversations."""
+    classroom = selectors.classroom_for_reviewer(request.user, classroom_id)
+    days, notice = _report_days(request)
+    teaches = classrooms_taught_by(request.user).filter(pk=classroom.pk).exists()
+    return render(
+        request,
+        "tutor/class_topics.html",
+        {
+            "classroom": classroom,
+            "notice": notice,
+            "periods": selectors.REPORT_PERIODS,
+            "teaches": teaches,
+            "result": selectors.class_topics(classroom, days=days, with_students=teaches),
+        },
+    )
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
