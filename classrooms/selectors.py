@@ -283,6 +283,7 @@ def audit_action_labels() -> dict[str, str]:
         "review.teacher_reply": _("rejected a draft and wrote the reply"),
         "review.rejected": _("rejected a draft"),
         "review.regenerate": _("asked for a new draft"),
+        "conversation.open": _("read a student's conversation"),
         "safeguarding.contact_add": _("named a safeguarding contact"),
         "safeguarding.contact_remove": _("removed a safeguarding contact"),
         "safeguarding.contact_move": _("changed the order of the safeguarding contacts"),

@@ -70,6 +70,15 @@ TARGETS = {
     "other class's document": lambda w: {"classroom_id": w.other_classroom.id, "document_id": w.other_document.id},
     # The other class's document named under one's own class: still not found.
     "other class's document, own class": lambda w: {"classroom_id": w.classroom.id, "document_id": w.other_document.id},
+    "own class, its conversation": lambda w: {"classroom_id": w.classroom.id, "conversation_id": w.conversation.id},
+    "other class, its conversation": lambda w: {
+        "classroom_id": w.other_classroom.id,
+        "conversation_id": w.stranger_conversation.id,
+    },
+    "own class, another class's conversation": lambda w: {
+        "classroom_id": w.classroom.id,
+        "conversation_id": w.stranger_conversation.id,
+    },
     "classmate's alert": lambda w: {"alert_id": w.alert.id},
     "stranger's alert": lambda w: {"alert_id": w.stranger_alert.id},
     "own school's contact": lambda w: {"contact_id": w.contact.id},
@@ -185,6 +194,30 @@ MATRIX = {
         row("GET", "student's reply", "302 405 405 405 405 405 405 405 405 405"),
     ],
     "review_stats": [row("GET", "-", "302 403 403 403 200 200 403 200 200 200")],
+    # The teacher's view of the class: its teachers and reviewers only
+    "class_monitor": [
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 200"),
+        row("GET", "other class", "302 404 404 404 404 200 404 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+    ],
+    "class_report": [
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 200"),
+        row("GET", "other class", "302 404 404 404 404 200 404 404 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+    ],
+    "class_topics": [
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 200"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+    ],
+    "class_report_csv": [
+        row("GET", "own class", "302 404 404 404 200 404 404 404 404 200"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+    ],
+    "class_conversation": [
+        row("GET", "own class, its conversation", "302 404 404 404 200 404 404 404 404 200"),
+        row("GET", "other class, its conversation", "302 404 404 404 404 200 404 404 404 404"),
+        row("GET", "own class, another class's conversation", "302 404 404 404 404 404 404 404 404 404"),
+    ],
     # Probes: no session needed, nothing personal said. /readyz is 503 here (no worker runs
     # for the test's queue); /metrics is off until METRICS_TOKEN is set (tests/test_health.py).
     "healthz": [row("GET", "-", "200 200 200 200 200 200 200 200 200 200")],

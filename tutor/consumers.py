@@ -324,6 +324,7 @@ class ReviewConsumer(JsonSocket):
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.classroom_ids: set[int] = set()
+        self.monitor_id: int | None = None  # the class whose monitor this socket follows
         if not await self.may_connect():
             return await self.close(code=CLOSE_FORBIDDEN)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
@@ -335,6 +336,8 @@ class ReviewConsumer(JsonSocket):
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
         if await self.still_allowed():
             await self.frame_sync({})
+            if self.monitor_id is not None:
+                await self.send_monitor()
 
     async def disconnect(self, code: int) -> None:
         redis_watch.forget(self)
@@ -352,7 +355,9 @@ class ReviewConsumer(JsonSocket):
         for new in ids - self.classroom_ids:
             await self.channel_layer.group_add(events.reviewers_group(new), self.channel_name)
         self.classroom_ids = ids
-        return bool(ids)
+        # A monitor's socket is for its one class: leaving it closes the socket.
+        monitor_id = getattr(self, "monitor_id", None)
+        return bool(ids) and (monitor_id is None or monitor_id in ids)
 
     async def frame_sync(self, frame: dict) -> None:
         def read():
@@ -370,7 +375,37 @@ class ReviewConsumer(JsonSocket):
     def drafting_status(self) -> dict:
         return selectors.drafting_status_for(classrooms_reviewed_by(self.user).select_related("school"))
 
+    async def frame_monitor(self, frame: dict) -> None:
+        """Follow one class's monitor (tutor.selectors.class_monitor): its rows now, and
+        again whenever a reply of that class changes. Only a class this person reviews."""
+        classroom_id = frame.get("classroom_id")
+        if (
+            not isinstance(classroom_id, int)
+            or isinstance(classroom_id, bool)
+            or classroom_id not in self.classroom_ids
+        ):
+            self.monitor_id = None
+            return await self.send_error("not_found", _("That class is not one of yours."))
+        self.monitor_id = classroom_id
+        await self.send_monitor()
+
+    async def send_monitor(self) -> None:
+        def read():
+            return selectors.class_monitor(selectors.classroom_for_reviewer(self.user, self.monitor_id))
+
+        try:
+            rows = await _db(read)
+        except Http404:
+            self.monitor_id = None
+            return
+        await self.send_json({"type": "monitor", "classroom_id": self.monitor_id, "rows": rows})
+
     async def review_changed(self, event: dict) -> None:
+        monitor_id = getattr(self, "monitor_id", None)
+        if monitor_id is not None:  # a monitor's socket shows rows, not review cards
+            if event.get("classroom_id") == monitor_id:
+                await self.send_monitor()
+            return
         if event.get("decided"):
             # Only this class's reviewers are in the group (re-checked on every frame and
             # on access.changed), and the id is all that goes: no read per socket.
@@ -382,6 +417,8 @@ class ReviewConsumer(JsonSocket):
         await self.send_json({"type": "reply", "reply": await _db(selectors.reviewer_view, reply, viewer=self.user)})
 
     async def review_progress(self, event: dict) -> None:
+        if getattr(self, "monitor_id", None) is not None:
+            return
         # Sent only to this class's reviewers group; membership is re-checked at each
         # frame and on access.changed, which removal from a class sends at once.
         await self.send_json(

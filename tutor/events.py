@@ -125,7 +125,10 @@ def waits_changed(estimates: dict[int, list[dict]]) -> None:
 def review_item_changed(classroom_id: int, reply_id: int, *, decided: bool = False) -> None:
     """A reply of the class changed; `decided`: a teacher decided it, so its card only has
     to go (the sockets pass that on without reading it)."""
-    send(reviewers_group(classroom_id), {"type": "review.changed", "reply_id": reply_id, "decided": decided})
+    send(
+        reviewers_group(classroom_id),
+        {"type": "review.changed", "classroom_id": classroom_id, "reply_id": reply_id, "decided": decided},
+    )
 
 
 def draft_progress(classroom_id: int, reply_id: int, attempt: int, text: str) -> None:

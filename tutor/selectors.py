@@ -596,3 +596,318 @@ def draft_model_key(reply_id: int) -> str | None:
     """reply_model_key of the reply `reply_id`, or None if it is gone."""
     reply = Message.objects.select_related("conversation__classroom__school").filter(pk=reply_id).first()
     return reply_model_key(reply) if reply is not None else None
+
+
+# The teacher's view of the class: the live monitor, a conversation's full history, the
+# report. Who may see them is the one "reviews this class" rule (classrooms_reviewed_by).
+
+
+def classroom_for_reviewer(user: User, classroom_id: int) -> Classroom:
+    """A class this person teaches or reviews now; 404 for missing and forbidden alike."""
+    classroom = classrooms_reviewed_by(user).select_related("school").filter(pk=classroom_id).first()
+    if classroom is None:
+        raise Http404
+    return classroom
+
+
+def conversation_for_class_staff(user: User, classroom_id: int, conversation_id: int) -> Conversation:
+    """A conversation of a class this person reviews, named with its own class; 404 when
+    either is not theirs or the conversation belongs to another class."""
+    classroom = classroom_for_reviewer(user, classroom_id)
+    conversation = (
+        Conversation.objects.select_related("student", "classroom__school")
+        .filter(pk=conversation_id, classroom=classroom)
+        .first()
+    )
+    if conversation is None:
+        raise Http404
+    return conversation
+
+
+# The monitor's states, in the order a teacher looks at them (most worrying first).
+MONITOR_STATES = ("flagged", "failed", "in_review", "drafting", "answered")
+# Flags that make a waiting conversation "flagged": what a teacher must not miss.
+MONITOR_FLAGS = (triage.DISTRESSED, triage.UNSAFE_DRAFT, triage.MATHS_ERROR, triage.WRONG_LANGUAGE)
+MONITOR_LIMIT = 300  # the most recently active conversations of the class
+
+
+def monitor_state_labels() -> dict[str, str]:
+    return {
+        "flagged": _("Flagged"),
+        "failed": _("Drafting failed"),
+        "in_review": _("In review"),
+        "drafting": _("Drafting"),
+        "answered": _("Answered"),
+    }
+
+
+def _monitor_state(reply: Message, flags: list[str]) -> str:
+    if reply.status in Message.DECIDED_STATUSES:
+        return "answered"
+    if any(f in MONITOR_FLAGS for f in flags):
+        return "flagged"
+    if reply.status == Message.Status.FAILED:
+        return "failed"
+    if reply.status in (Message.Status.AWAITING_REVIEW, Message.Status.GROUPED):
+        return "in_review"
+    return "drafting"
+
+
+def class_monitor(classroom: Classroom, now: datetime | None = None) -> list[dict]:
+    """Each conversation of the class with a question in it: its student, last question,
+    state, flags and waiting time so far (asked -> now while it waits, asked -> decided
+    once answered), sorted by state (MONITOR_STATES) and then the longest wait first.
+    For the class's staff only: it names students and quotes their questions."""
+    from django.db.models import OuterRef, Subquery
+
+    now = now or timezone.now()
+    last_reply = Message.objects.filter(conversation=OuterRef("pk"), sender=Message.Sender.TUTOR).order_by(
+        "-created_at", "-id"
+    )
+    conversations = list(
+        Conversation.objects.filter(classroom=classroom)
+        .annotate(last_reply_id=Subquery(last_reply.values("pk")[:1]))
+        .filter(last_reply_id__isnull=False)
+        .select_related("student")
+        .order_by("-updated_at", "-id")[:MONITOR_LIMIT]
+    )
+    replies = {
+        r.pk: r
+        for r in Message.objects.filter(pk__in=[c.last_reply_id for c in conversations]).select_related("in_reply_to")
+    }
+    labels = monitor_state_labels()
+    rows = []
+    for conversation in conversations:
+        reply = replies.get(conversation.last_reply_id)
+        if reply is None or reply.in_reply_to is None:
+            continue
+        flags = triage.draft_flags(
+            draft=reply.draft_text,
+            mean_token_prob=None,
+            distressed=reply.distressed,
+            max_words=classroom.max_reply_words,
+            checks=reply.checks,
+        )
+        flags = [f for f in flags if f in MONITOR_FLAGS]
+        state = _monitor_state(reply, flags)
+        asked = reply.in_reply_to.created_at
+        waiting = state != "answered"
+        until = now if waiting or reply.reviewed_at is None else reply.reviewed_at
+        rows.append(
+            {
+                "conversation_id": conversation.pk,
+                "student": str(conversation.student),
+                "question": reply.in_reply_to.text,
+                "asked_at": asked.isoformat(),
+                "state": state,
+                "state_label": str(labels[state]),
+                "flags": [{"code": f["code"], "label": f["label"]} for f in triage.flag_views(flags, reply.checks)],
+                "waiting": waiting,
+                "wait_s": max(0, round((until - asked).total_seconds())),
+            }
+        )
+    rows.sort(key=lambda r: (MONITOR_STATES.index(r["state"]), -r["wait_s"], r["conversation_id"]))
+    return rows
+
+
+def staff_history(conversation: Conversation) -> list[dict]:
+    """A conversation's whole history as the class's staff read it: each question, and
+    each reply with what the student read, the model's drafts and the decision. Never for
+    a student's eyes (the drafts are in it)."""
+    messages = conversation.messages.select_related("reviewed_by").order_by("created_at", "id")
+    history = []
+    for m in messages:
+        visible = student_visible_text(m)
+        entry = {
+            "id": m.pk,
+            "sender": m.sender,
+            "created_at": m.created_at,
+            "text": visible,
+            "html": render_markdown(visible) if visible else "",
+        }
+        if m.sender == Message.Sender.TUTOR:
+            entry |= {
+                "status_label": str(Message.Status(m.status).label) if m.status else "",
+                "decision_label": str(Message.Decision(m.decision).label) if m.decision else "",
+                "reviewed_by": str(m.reviewed_by) if m.reviewed_by_id else "",
+                "reviewed_at": m.reviewed_at,
+                "draft": m.draft_text,
+                "previous_drafts": [d.get("text", "") if isinstance(d, dict) else str(d) for d in m.previous_drafts],
+                "failure": _(m.failure) if m.failure else "",
+            }
+        history.append(entry)
+    return history
+
+
+REPORT_PERIODS = (7, 30)
+REPORT_LIMIT = 20_000  # replies read for one report
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def class_report(classroom: Classroom, *, days: int = 7, now: datetime | None = None) -> dict:
+    """A class's last `days` days (today included, in the server's time zone): questions
+    and answers per day, waits (asked -> decided) and review times (opened -> decided)
+    as p50/p95, how reviews were decided, how often drafts were flagged, and the share of
+    answers that came from one review of a group. Numbers only: no student, no text."""
+    now = now or timezone.now()
+    first_day = timezone.localdate(now) - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
+    replies = list(
+        Message.objects.filter(conversation__classroom=classroom, sender=Message.Sender.TUTOR, created_at__gte=start)
+        .select_related("group")
+        .order_by("created_at", "id")
+        .only(
+            "id",
+            "created_at",
+            "status",
+            "decision",
+            "reviewed_at",
+            "review_seconds",
+            "group",
+            "checks",
+            "draft_text",
+            "distressed",
+            "safety_tier",
+        )[:REPORT_LIMIT]
+    )
+    by_day = {
+        first_day + timedelta(days=i): {"questions": 0, "answered": 0, "waits": [], "reviews": []} for i in range(days)
+    }
+    decided = reviews = edited = rejected = grouped = drafted = maths = language = distress = 0
+    waits, review_times = [], []
+    for reply in replies:
+        day = by_day.get(timezone.localdate(reply.created_at))
+        if day is None:
+            continue
+        day["questions"] += 1
+        flags = (reply.checks or {}).get("flags", ())
+        if reply.draft_text:
+            drafted += 1
+            maths += triage.MATHS_ERROR in flags
+            language += triage.WRONG_LANGUAGE in flags
+        distress += bool(reply.distressed or reply.safety_tier >= 1)
+        if reply.status not in Message.DECIDED_STATUSES or reply.reviewed_at is None:
+            continue
+        decided += 1
+        day["answered"] += 1
+        wait = max(0.0, (reply.reviewed_at - reply.created_at).total_seconds())
+        waits.append(wait)
+        day["waits"].append(wait)
+        if reply.review_seconds is not None:
+            review_times.append(reply.review_seconds)
+            day["reviews"].append(reply.review_seconds)
+        if reply.group_id:
+            grouped += 1
+        if reply.group_id and reply.group.lead_id != reply.pk:
+            continue  # answered by its group's review, counted once on the lead
+        reviews += 1
+        edited += reply.decision == Message.Decision.EDITED
+        rejected += reply.decision in (Message.Decision.REJECTED, Message.Decision.TEACHER_REPLY)
+    questions = sum(d["questions"] for d in by_day.values())
+    return {
+        "classroom_id": classroom.pk,
+        "days": days,
+        "first_day": first_day,
+        "last_day": first_day + timedelta(days=days - 1),
+        "questions": questions,
+        "answered": decided,
+        "reviews": reviews,
+        "wait_p50_s": percentile(waits, 0.5),
+        "wait_p95_s": percentile(waits, 0.95),
+        "review_p50_s": percentile(review_times, 0.5),
+        "review_p95_s": percentile(review_times, 0.95),
+        "edit_rate": _share(edited, reviews),
+        "reject_rate": _share(rejected, reviews),
+        "drafts": drafted,
+        "maths_error_rate": _share(maths, drafted),
+        "wrong_language_rate": _share(language, drafted),
+        "distress_rate": _share(distress, questions),
+        "grouped_share": _share(grouped, decided),
+        "per_day": [
+            {
+                "day": day,
+                "questions": d["questions"],
+                "answered": d["answered"],
+                "wait_p50_s": percentile(d["waits"], 0.5),
+                "wait_p95_s": percentile(d["waits"], 0.95),
+                "review_p50_s": percentile(d["reviews"], 0.5),
+                "review_p95_s": percentile(d["reviews"], 0.95),
+            }
+            for day, d in by_day.items()
+        ],
+    }
+
+
+TOPIC_QUESTIONS = 400  # the most recent questions of the period that are grouped
+TOPIC_EXAMPLES = 3
+VECTOR_CACHE_SECONDS = 24 * 3600
+
+
+def _question_vectors(questions: list[Message]):
+    """Each question's embedding (tutor.embeddings), from the cache where an earlier page
+    load computed it: the page stays fast when the same week is opened again. A vector
+    is only numbers; it expires within a day."""
+    import numpy as np
+    from django.core.cache import cache
+
+    from tutor import embeddings
+
+    keys = [f"topic-vector:{m.pk}:{m.version}" for m in questions]
+    try:
+        found = cache.get_many(keys)
+    except Exception:  # Redis away: compute them all
+        found = {}
+    missing = [i for i, key in enumerate(keys) if key not in found]
+    if missing:
+        computed = embeddings.embed_queries([questions[i].text for i in missing])
+        fresh = {keys[i]: embeddings.to_bytes(v) for i, v in zip(missing, computed, strict=True)}
+        found |= fresh
+        try:
+            cache.set_many(fresh, VECTOR_CACHE_SECONDS)
+        except Exception:
+            pass
+    return np.stack([embeddings.from_bytes(found[key]) for key in keys])
+
+
+def class_topics(classroom: Classroom, *, days: int = 7, with_students: bool = False) -> dict:
+    """What the class asked about in the last `days` days, grouped by topic (tutor.topics):
+    per topic its size, a label (its most central question), a few example questions, the
+    conversations, and, `with_students` (for the class's teachers), who asked. Questions
+    alike in no other's way are counted apart, not listed."""
+    from tutor import topics
+
+    now = timezone.now()
+    first_day = timezone.localdate(now) - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
+    questions = list(
+        Message.objects.filter(conversation__classroom=classroom, sender=Message.Sender.STUDENT, created_at__gte=start)
+        .exclude(text="")
+        .select_related("conversation__student")
+        .order_by("-created_at", "-id")[:TOPIC_QUESTIONS]
+    )
+    result = {"days": days, "first_day": first_day, "questions": len(questions), "topics": [], "alone": 0}
+    if not questions:
+        return result
+    vectors = _question_vectors(questions)
+    for indexes in topics.cluster(vectors):
+        if len(indexes) < 2:
+            result["alone"] += 1
+            continue
+        ordered = topics.central_order(vectors, indexes)
+        asked = [questions[i] for i in ordered]
+        students = {m.conversation.student_id: str(m.conversation.student) for m in asked}
+        result["topics"].append(
+            {
+                "size": len(asked),
+                "student_count": len(students),
+                "label": asked[0].text,
+                "examples": [m.text for m in asked[1 : 1 + TOPIC_EXAMPLES]],
+                "students": sorted(students.values()) if with_students else [],
+                "conversation_ids": sorted({m.conversation_id for m in asked}),
+            }
+        )
+    result["topics"].sort(key=lambda t: (-t["student_count"], -t["size"]))
+    return result

@@ -1142,3 +1142,18 @@ def delete_expired_conversations() -> int:
         old.delete()
         delete_expired_material(school=school)
     return deleted
+
+
+def conversation_history_open(*, actor: User, conversation: Conversation) -> None:
+    """A teacher or reviewer of the class opened the conversation's full history: one line
+    in the school's audit log, every time (who read which student's chat). No student
+    text goes into the line."""
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="conversation.open",
+            school=conversation.classroom.school,
+            target=f"{conversation.student} ({conversation.classroom.name})",
+            details={"conversation_id": conversation.pk, "classroom_id": conversation.classroom_id},
+            subject=conversation.student,
+        )

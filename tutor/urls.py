@@ -26,6 +26,15 @@ urlpatterns = [
     path("review/<int:reply_id>/split/", views.review_split, name="review_split"),
     path("review/<int:reply_id>/check/", views.review_check, name="review_check"),
     path("review/stats/", views.review_stats, name="review_stats"),
+    path("review/classes/<int:classroom_id>/monitor/", views.class_monitor, name="class_monitor"),
+    path("review/classes/<int:classroom_id>/report/", views.class_report, name="class_report"),
+    path("review/classes/<int:classroom_id>/topics/", views.class_topics, name="class_topics"),
+    path("review/classes/<int:classroom_id>/report.csv", views.class_report_csv, name="class_report_csv"),
+    path(
+        "review/classes/<int:classroom_id>/conversations/<int:conversation_id>/",
+        views.class_conversation,
+        name="class_conversation",
+    ),
     path("safeguarding/alerts/", safeguarding_views.alert_list, name="safeguarding_alerts"),
     path("safeguarding/alerts/<int:alert_id>/", safeguarding_views.alert_page, name="safeguarding_alert"),
     path(

@@ -16,9 +16,10 @@ from classrooms.selectors import (
     classroom_for_student,
     classrooms_of_student,
     classrooms_reviewed_by,
+    classrooms_taught_by,
     may_receive_alerts,
 )
-from tutor import selectors, services
+from tutor import selectors, services, triage
 from tutor.middleware import DATABASE_UNREACHABLE, database_unavailable
 from tutor.models import Message
 
@@ -271,6 +272,179 @@ def review_stats(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": _("You do not teach or run any class.")}, status=403)
     queue = {row["classroom_id"]: row for row in selectors.queue_header(classrooms)}
     return JsonResponse({"classes": [selectors.review_stats(c) | queue[c.pk] for c in classrooms]})
+
+
+# The teacher's view of the class: for its teachers and reviewers (classrooms_reviewed_by).
+
+
+@login_required
+@require_GET
+def class_monitor(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """Every conversation of the class, live (the review socket's "monitor" frames)."""
+    classroom = selectors.classroom_for_reviewer(request.user, classroom_id)
+    flag = request.GET.get("flag", "")
+    flag = flag if flag == "any" or flag in selectors.MONITOR_FLAGS else ""
+    rows = [r for r in selectors.class_monitor(classroom) if _has_flag(r, flag)]
+    for r in rows:
+        r["wait_text"] = duration_text(r["wait_s"])
+    return render(
+        request,
+        "tutor/class_monitor.html",
+        {
+            "classroom": classroom,
+            "rows": rows,
+            "flag": flag,
+            "flag_choices": [(f["code"], f["label"]) for f in triage.flag_views(list(selectors.MONITOR_FLAGS))],
+        },
+    )
+
+
+def _has_flag(row: dict, flag: str) -> bool:
+    """The monitor's filter: "" every row, "any" a row with a flag, else that flag."""
+    if not flag:
+        return True
+    codes = [f["code"] for f in row["flags"]]
+    return bool(codes) if flag == "any" else flag in codes
+
+
+def duration_text(seconds: float | None) -> str:
+    """45 s, 12 min, 2 h 05: the same in French and English (static/tutor/monitor.js too)."""
+    if seconds is None:
+        return "–"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d}"
+
+
+@login_required
+@require_GET
+def class_conversation(request: HttpRequest, classroom_id: int, conversation_id: int) -> HttpResponse:
+    """A conversation's full history, read-only, drafts and decisions included: staff only,
+    and each opening is written to the school's audit log."""
+    conversation = selectors.conversation_for_class_staff(request.user, classroom_id, conversation_id)
+    services.conversation_history_open(actor=request.user, conversation=conversation)
+    return render(
+        request,
+        "tutor/class_conversation.html",
+        {
+            "classroom": conversation.classroom,
+            "conversation": conversation,
+            "history": selectors.staff_history(conversation),
+        },
+    )
+
+
+def _report_days(request: HttpRequest) -> tuple[int, str]:
+    """The report's period from ?days=: 7 or 30; anything else is 7, with a word why."""
+    raw = request.GET.get("days", "7")
+    if raw in ("7", "30"):
+        return int(raw), ""
+    return 7, _("A report covers 7 or 30 days: here are the last 7.")
+
+
+def bar_chart(values: list[float | None], labels: list[str], *, height: int = 120, bar: int = 18) -> dict:
+    """A small bar chart's geometry, drawn as SVG by tutor/_bar_chart.html (no script)."""
+    top = max([v for v in values if v] or [1])
+    gap = 4
+    bars = []
+    for i, (value, label) in enumerate(zip(values, labels, strict=True)):
+        h = round((value or 0) / top * (height - 20))
+        bars.append({"x": i * (bar + gap), "y": height - h, "w": bar, "h": h, "label": label, "value": value})
+    return {"width": max(1, len(values) * (bar + gap)), "height": height, "bars": bars, "top": top}
+
+
+REPORT_RATES = (
+    "edit_rate", "reject_rate", "maths_error_rate", "wrong_language_rate", "distress_rate", "grouped_share"
+)  # fmt: skip
+
+
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{round(share * 100)} %"
+
+
+@login_required
+@require_GET
+def class_report(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """The class's last 7 or 30 days, for its teachers and reviewers: numbers only."""
+    classroom = selectors.classroom_for_reviewer(request.user, classroom_id)
+    days, notice = _report_days(request)
+    report = selectors.class_report(classroom, days=days)
+    labels = [d["day"].strftime("%d/%m") for d in report["per_day"]]
+    return render(
+        request,
+        "tutor/class_report.html",
+        {
+            "classroom": classroom,
+            "report": report,
+            "notice": notice,
+            "periods": selectors.REPORT_PERIODS,
+            "questions_chart": bar_chart([d["questions"] for d in report["per_day"]], labels),
+            "wait_chart": bar_chart([d["wait_p50_s"] for d in report["per_day"]], labels),
+            "waits": {
+                k: duration_text(report[k]) for k in ("wait_p50_s", "wait_p95_s", "review_p50_s", "review_p95_s")
+            },
+            "rates": {k: _percent(report[k]) for k in REPORT_RATES},
+            "per_day": [
+                d | {"wait_p50": duration_text(d["wait_p50_s"]), "review_p50": duration_text(d["review_p50_s"])}
+                for d in report["per_day"]
+            ],
+        },
+    )
+
+
+REPORT_CSV_COLUMNS = (
+    "day", "questions", "answered", "wait_p50_s", "wait_p95_s", "review_p50_s", "review_p95_s"
+)  # fmt: skip
+REPORT_CSV_TOTALS = (
+    "questions", "answered", "reviews", "wait_p50_s", "wait_p95_s", "review_p50_s", "review_p95_s", "edit_rate",
+    "reject_rate", "drafts", "maths_error_rate", "wrong_language_rate", "distress_rate", "grouped_share",
+)  # fmt: skip
+
+
+@login_required
+@require_GET
+def class_report_csv(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """The report as CSV: a line per day, then the period's totals (numbers only)."""
+    import csv
+
+    classroom = selectors.classroom_for_reviewer(request.user, classroom_id)
+    days, _notice = _report_days(request)
+    report = selectors.class_report(classroom, days=days)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="class-{classroom.pk}-report-{days}-days.csv"'
+    writer = csv.writer(response)
+    writer.writerow(REPORT_CSV_COLUMNS)
+    for d in report["per_day"]:
+        writer.writerow([d["day"].isoformat()] + ["" if d[k] is None else d[k] for k in REPORT_CSV_COLUMNS[1:]])
+    writer.writerow([])
+    writer.writerow(["total", f"{report['first_day'].isoformat()}/{report['last_day'].isoformat()}"])
+    for key in REPORT_CSV_TOTALS:
+        writer.writerow([key, "" if report[key] is None else report[key]])
+    return response
+
+
+@login_required
+@require_GET
+def class_topics(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """Where students struggle: the period's questions grouped by topic. Who asked is shown
+    to the class's teachers; its reviewers see the topics and the conversations."""
+    classroom = selectors.classroom_for_reviewer(request.user, classroom_id)
+    days, notice = _report_days(request)
+    teaches = classrooms_taught_by(request.user).filter(pk=classroom.pk).exists()
+    return render(
+        request,
+        "tutor/class_topics.html",
+        {
+            "classroom": classroom,
+            "notice": notice,
+            "periods": selectors.REPORT_PERIODS,
+            "teaches": teaches,
+            "result": selectors.class_topics(classroom, days=days, with_students=teaches),
+        },
+    )
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
