@@ -23,10 +23,18 @@ def _paragraphs(text: str) -> list[str]:
     return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
+_SENTENCE = re.compile(r"(?<=[.!?\u2026])\s+(?=[\"'(\[\u00ab]?[A-Z\u00c0-\u00dd0-9])")
+
+
+def _sentences(paragraphs: list[str]) -> list[str]:
+    # A PDF's lines carry no blank line between paragraphs: pack by sentences, not paragraphs.
+    return [s for p in paragraphs for s in _SENTENCE.split(p) if s.strip()]
+
+
 def _pack(paragraphs: list[str], *, page: int | None, section: str) -> list[Passage]:
     out: list[Passage] = []
     words: list[str] = []
-    for paragraph in paragraphs:
+    for paragraph in _sentences(paragraphs):
         pw = paragraph.split()
         if words and len(words) + len(pw) > PASSAGE_WORDS:
             out.append(Passage(" ".join(words), page, section))
