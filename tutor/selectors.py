@@ -841,7 +841,7 @@ def class_report(classroom: Classroom, *, days: int = 7, now: datetime | None = 
     }
 
 
-TOPIC_QUESTIONS = 400  # the most recent questions of the period that are grouped
+TOPIC_QUESTIONS = 300  # the most recent questions of the period that are grouped (bench/class_topics.py)
 TOPIC_EXAMPLES = 3
 VECTOR_CACHE_SECONDS = 24 * 3600
 

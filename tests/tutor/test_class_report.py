@@ -116,3 +116,14 @@ def test_a_period_other_than_7_or_30_days_says_so(teacher, classroom, as_user):
         page = as_user(teacher).get(reverse("class_report", args=[classroom.id]), {"days": bad})
         assert page.status_code == 200 and page.context["report"]["days"] == 7
         assert "A report covers 7 or 30 days" in page.content.decode()
+
+
+def test_the_report_and_the_monitor_speak_french(week, teacher, classroom, as_user):
+    client = as_user(teacher)
+    report = client.get(reverse("class_report", args=[classroom.id]), HTTP_ACCEPT_LANGUAGE="fr")
+    html = report.content.decode()
+    assert "Bilan de la classe" in html and "7 derniers jours" in html and "Brouillons refusés" in html
+    monitor = client.get(reverse("class_monitor", args=[classroom.id]), HTTP_ACCEPT_LANGUAGE="fr")
+    assert "Suivi de la classe" in monitor.content.decode() and "Dernière question" in monitor.content.decode()
+    topics_page = client.get(reverse("class_topics", args=[classroom.id]), HTTP_ACCEPT_LANGUAGE="fr")
+    assert "Là où les élèves bloquent" in topics_page.content.decode()
