@@ -64,6 +64,11 @@ class School(models.Model):
     # The language models of settings.TUTOR_MODELS, by key (see classrooms.selectors).
     default_model = models.CharField(_("default model"), max_length=40, blank=True)  # "": the deployment's
     allowed_models = models.JSONField(_("models classes may use"), default=list, blank=True)  # with the default
+    # Off until the school admin turns it on: only then may the review decisions of the
+    # school's classes be exported to train a model (tutor.training.dataset).
+    training_consent = models.BooleanField(
+        _("use teachers' review decisions to improve the school's model"), default=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):

@@ -559,6 +559,22 @@ def school_retention_set(*, actor: User, school: School, retention_days: int) ->
     return school
 
 
+def school_training_consent_set(*, actor: User, school: School, consent: bool) -> School:
+    """Turn on or off the use of the school's review decisions to train its model."""
+    _check_school(actor, school)
+    with transaction.atomic():
+        changed = School.objects.filter(pk=school.pk).exclude(training_consent=consent).update(training_consent=consent)
+        school.training_consent = consent
+        if changed:
+            audit_record(
+                actor=actor,
+                action="school.training_on" if consent else "school.training_off",
+                school=school,
+                target=school.name,
+            )
+    return school
+
+
 # Safeguarding: designated staff, the supportive message, the alert delay, opening the
 # tutor to students (classrooms.selectors.student_chat_blockers says when it may open).
 

@@ -5,6 +5,7 @@ from django.urls import include, path
 from classrooms.identity import views as identity_views
 from tutor import health, views
 from tutor.safeguarding import views as safeguarding_views
+from tutor.training import views as training_views
 
 handler500 = views.server_error
 
@@ -39,6 +40,8 @@ urlpatterns = [
         safeguarding_views.school_example_delete,
         name="school_safeguarding_example_delete",
     ),
+    path("school/training/", training_views.school_training, name="school_training"),
+    path("school/training/export/", training_views.school_training_export, name="school_training_export"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     # Signing out also ends the session at the school's sign-in service, where it has one.
     path("accounts/logout/", identity_views.sign_out, name="logout"),
