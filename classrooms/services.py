@@ -770,6 +770,69 @@ def school_models_set(*, actor: User, school: School, default_model: str, allowe
     return school
 
 
+# A/B: a model on trial for a share of drafts, promoted or rolled back by the admin.
+
+
+def _models_change(actor: User, school: School, action: str, **fields: object) -> School:
+    with transaction.atomic():
+        old = {name: getattr(school, name) for name in fields}
+        for name, value in fields.items():
+            setattr(school, name, value)
+        school.save(update_fields=list(fields))
+        audit_record(actor=actor, action=action, school=school, target=school.name, details={"from": old, "to": fields})
+    return school
+
+
+def school_model_trial_set(*, actor: User, school: School, model_key: str, share: int) -> School:
+    """Draft `share` percent of new replies (of classes on the default) with `model_key`."""
+    _check_school(actor, school)
+    if model_key not in [m["key"] for m in selectors.declared_models()]:
+        raise ActionRefused(_("No model “%(key)s” is set up on this platform.") % {"key": model_key})
+    if model_key == selectors.school_default_model(school):
+        raise ActionRefused(_("This model already drafts the school's replies: choose another to try."))
+    if not 1 <= share <= 100:
+        raise ActionRefused(_("Choose a share between 1 and 100%."))
+    return _models_change(actor, school, "school.model_trial", trial_model=model_key, trial_share=share)
+
+
+def school_model_trial_stop(*, actor: User, school: School) -> School:
+    """Every new draft goes back to the school's default model (one click)."""
+    _check_school(actor, school)
+    return _models_change(actor, school, "school.model_trial_stop", trial_model="", trial_share=0)
+
+
+def school_model_promote(*, actor: User, school: School) -> School:
+    """The model on trial becomes the school's default; the old default is remembered."""
+    _check_school(actor, school)
+    if not school.trial_model:
+        raise ActionRefused(_("No model is on trial."))
+    return _models_change(
+        actor,
+        school,
+        "school.model_promote",
+        previous_default_model=selectors.school_default_model(school),
+        default_model=school.trial_model,
+        trial_model="",
+        trial_share=0,
+    )
+
+
+def school_model_rollback(*, actor: User, school: School) -> School:
+    """Back to the default model from before the last promotion (one click)."""
+    _check_school(actor, school)
+    if not school.previous_default_model:
+        raise ActionRefused(_("There is no earlier default model to go back to."))
+    return _models_change(
+        actor,
+        school,
+        "school.model_rollback",
+        default_model=school.previous_default_model,
+        previous_default_model="",
+        trial_model="",
+        trial_share=0,
+    )
+
+
 # Roster import
 
 

@@ -401,6 +401,9 @@ MATRIX = {
         row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"consent": "1"}),
     ],
     "school_training_export": [row("GET", "-", "302 403 403 403 403 403 403 302 302 403")],
+    "school_training_models": [
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"action": "stop"})
+    ],
     "school_safeguarding_examples": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_safeguarding_example_delete": [
         row("POST", "own school's example", "302 403 403 403 403 403 403 302 404 403"),

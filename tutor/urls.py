@@ -42,6 +42,7 @@ urlpatterns = [
     ),
     path("school/training/", training_views.school_training, name="school_training"),
     path("school/training/export/", training_views.school_training_export, name="school_training_export"),
+    path("school/training/models/", training_views.school_training_models, name="school_training_models"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     # Signing out also ends the session at the school's sign-in service, where it has one.
     path("accounts/logout/", identity_views.sign_out, name="logout"),

@@ -10,12 +10,18 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from classrooms import services as school_services
-from classrooms.selectors import classroom_for_school_admin, classrooms_of_school
+from classrooms.selectors import (
+    classroom_for_school_admin,
+    classrooms_of_school,
+    declared_models,
+    model_label,
+    school_default_model,
+)
 from classrooms.views import school_admin_required
-from tutor.training import services
+from tutor.training import selectors, services
 from tutor.training.dataset import SUBSTANTIVE_MIN_WORDS, SUBSTANTIVE_RATIO, ExportRefused
 
 
@@ -54,8 +60,46 @@ def school_training(request: HttpRequest) -> HttpResponse:
             "min_words": SUBSTANTIVE_MIN_WORDS,
             "min_percent": round(SUBSTANTIVE_RATIO * 100),
             "section": "training",
+            "default_label": model_label(school_default_model(school)),
+            "trial_label": model_label(school.trial_model),
+            "previous_label": model_label(school.previous_default_model),
+            "trial_choices": [
+                (m["key"], model_label(m["key"])) for m in declared_models() if m["key"] != school_default_model(school)
+            ],
+            "rates": selectors.decision_rates_by_model(school),
         },
     )
+
+
+@school_admin_required
+@require_POST
+def school_training_models(request: HttpRequest) -> HttpResponse:
+    """The model on trial: start (model and share), stop, promote, roll back."""
+    school, action = request.user.school, request.POST.get("action")
+    try:
+        if action == "trial":
+            try:
+                share = int(request.POST.get("share", ""))
+            except ValueError:
+                share = 0
+            school_services.school_model_trial_set(
+                actor=request.user, school=school, model_key=request.POST.get("model", ""), share=share
+            )
+            flash.success(request, _("The model is on trial: it drafts %(share)s%% of new replies.") % {"share": share})
+        elif action == "stop":
+            school_services.school_model_trial_stop(actor=request.user, school=school)
+            flash.success(request, _("Trial stopped: every new draft comes from the default model."))
+        elif action == "promote":
+            school_services.school_model_promote(actor=request.user, school=school)
+            flash.success(request, _("The model on trial now drafts all the school's replies."))
+        elif action == "rollback":
+            school_services.school_model_rollback(actor=request.user, school=school)
+            flash.success(request, _("Back to the previous default model."))
+        else:
+            flash.error(request, _("Choose what to do."))
+    except school_services.ActionRefused as exc:
+        flash.error(request, exc.message)
+    return redirect("school_training")
 
 
 @school_admin_required
