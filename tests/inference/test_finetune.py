@@ -111,3 +111,17 @@ def test_the_disk_filling_up_while_saving_leaves_no_model(base, tmp_path, monkey
     with pytest.raises(FinetuneError, match="disk filled up"):
         finetune(dataset=data, out_dir=tmp_path / "models", base=str(base), settings=QUICK)
     assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_the_training_task_refuses_a_school_without_consent(school, settings, tmp_path):
+    from inference.training import finetune_school_model
+
+    settings.TUTOR_TRAINING_DIR = str(tmp_path)
+    assert "has not agreed" in finetune_school_model(school.pk)["error"]
+    assert list(tmp_path.iterdir()) == []  # no export written, no model
+
+
+def test_the_training_task_goes_to_its_own_queue(settings):
+    from tutor.celery import app
+
+    assert app.amqp.router.route({}, "inference.finetune_school_model")["queue"].name == settings.CELERY_TRAINING_QUEUE
