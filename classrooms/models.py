@@ -64,6 +64,16 @@ class School(models.Model):
     # The language models of settings.TUTOR_MODELS, by key (see classrooms.selectors).
     default_model = models.CharField(_("default model"), max_length=40, blank=True)  # "": the deployment's
     allowed_models = models.JSONField(_("models classes may use"), default=list, blank=True)  # with the default
+    # Off until the school admin turns it on: only then may the review decisions of the
+    # school's classes be exported to train a model (tutor.training.dataset).
+    # A/B: a share (percent) of the new replies of classes on the school's default model is
+    # drafted by trial_model instead (classrooms.selectors.model_for_new_reply).
+    trial_model = models.CharField(_("model on trial"), max_length=40, blank=True)
+    trial_share = models.PositiveSmallIntegerField(_("share of drafts on trial (%)"), default=0)
+    previous_default_model = models.CharField(max_length=40, blank=True)  # what a rollback returns to
+    training_consent = models.BooleanField(
+        _("use teachers' review decisions to improve the school's model"), default=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):

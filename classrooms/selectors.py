@@ -278,6 +278,13 @@ def audit_action_labels() -> dict[str, str]:
         "roster.import": _("imported a roster"),
         "school.retention": _("changed how long conversations are kept"),
         "school.models": _("changed which models classes may use"),
+        "school.training_on": _("allowed review decisions to improve the school's model"),
+        "school.training_off": _("stopped review decisions improving the school's model"),
+        "training.export": _("exported review decisions for training"),
+        "school.model_trial": _("put a model on trial for a share of drafts"),
+        "school.model_trial_stop": _("stopped a model's trial"),
+        "school.model_promote": _("made the model on trial the default"),
+        "school.model_rollback": _("went back to the previous default model"),
         "review.as_drafted": _("approved a draft"),
         "review.edited": _("edited and approved a draft"),
         "review.teacher_reply": _("rejected a draft and wrote the reply"),
@@ -367,3 +374,19 @@ def classroom_model(classroom: Classroom) -> str:
     if classroom.model_key and classroom.model_key in school_allowed_models(school):
         return classroom.model_key
     return school_default_model(school)
+
+
+def model_for_new_reply(classroom: Classroom, *, draw: float) -> str:
+    """classroom_model, except that a class on the school's default model has a share of
+    its new replies (school.trial_share percent: `draw`, in [0, 1), below it) drafted by
+    the school's model on trial. A teacher's own choice of model is left alone."""
+    key = classroom_model(classroom)
+    school = classroom.school
+    if (
+        school.trial_share
+        and school.trial_model in _declared_keys()
+        and key == school_default_model(school)
+        and draw * 100 < school.trial_share
+    ):
+        return school.trial_model
+    return key

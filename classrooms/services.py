@@ -559,6 +559,22 @@ def school_retention_set(*, actor: User, school: School, retention_days: int) ->
     return school
 
 
+def school_training_consent_set(*, actor: User, school: School, consent: bool) -> School:
+    """Turn on or off the use of the school's review decisions to train its model."""
+    _check_school(actor, school)
+    with transaction.atomic():
+        changed = School.objects.filter(pk=school.pk).exclude(training_consent=consent).update(training_consent=consent)
+        school.training_consent = consent
+        if changed:
+            audit_record(
+                actor=actor,
+                action="school.training_on" if consent else "school.training_off",
+                school=school,
+                target=school.name,
+            )
+    return school
+
+
 # Safeguarding: designated staff, the supportive message, the alert delay, opening the
 # tutor to students (classrooms.selectors.student_chat_blockers says when it may open).
 
@@ -752,6 +768,69 @@ def school_models_set(*, actor: User, school: School, default_model: str, allowe
                 details={"from": old, "to": {"default": default_model, "allowed": allowed}},
             )
     return school
+
+
+# A/B: a model on trial for a share of drafts, promoted or rolled back by the admin.
+
+
+def _models_change(actor: User, school: School, action: str, **fields: object) -> School:
+    with transaction.atomic():
+        old = {name: getattr(school, name) for name in fields}
+        for name, value in fields.items():
+            setattr(school, name, value)
+        school.save(update_fields=list(fields))
+        audit_record(actor=actor, action=action, school=school, target=school.name, details={"from": old, "to": fields})
+    return school
+
+
+def school_model_trial_set(*, actor: User, school: School, model_key: str, share: int) -> School:
+    """Draft `share` percent of new replies (of classes on the default) with `model_key`."""
+    _check_school(actor, school)
+    if model_key not in [m["key"] for m in selectors.declared_models()]:
+        raise ActionRefused(_("No model “%(key)s” is set up on this platform.") % {"key": model_key})
+    if model_key == selectors.school_default_model(school):
+        raise ActionRefused(_("This model already drafts the school's replies: choose another to try."))
+    if not 1 <= share <= 100:
+        raise ActionRefused(_("Choose a share between 1 and 100%."))
+    return _models_change(actor, school, "school.model_trial", trial_model=model_key, trial_share=share)
+
+
+def school_model_trial_stop(*, actor: User, school: School) -> School:
+    """Every new draft goes back to the school's default model (one click)."""
+    _check_school(actor, school)
+    return _models_change(actor, school, "school.model_trial_stop", trial_model="", trial_share=0)
+
+
+def school_model_promote(*, actor: User, school: School) -> School:
+    """The model on trial becomes the school's default; the old default is remembered."""
+    _check_school(actor, school)
+    if not school.trial_model:
+        raise ActionRefused(_("No model is on trial."))
+    return _models_change(
+        actor,
+        school,
+        "school.model_promote",
+        previous_default_model=selectors.school_default_model(school),
+        default_model=school.trial_model,
+        trial_model="",
+        trial_share=0,
+    )
+
+
+def school_model_rollback(*, actor: User, school: School) -> School:
+    """Back to the default model from before the last promotion (one click)."""
+    _check_school(actor, school)
+    if not school.previous_default_model:
+        raise ActionRefused(_("There is no earlier default model to go back to."))
+    return _models_change(
+        actor,
+        school,
+        "school.model_rollback",
+        default_model=school.previous_default_model,
+        previous_default_model="",
+        trial_model="",
+        trial_share=0,
+    )
 
 
 # Roster import

@@ -462,6 +462,16 @@ MATRIX = {
         row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"minutes": 3})
     ],
     "school_safeguarding_chat": [row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"open": "0"})],
+    # Training the school's model on its review decisions (issue 19): the school admin only.
+    # The export redirects back with a message while the school has not agreed.
+    "school_training": [
+        row("GET", "-", "302 403 403 403 403 403 403 200 200 403"),
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"consent": "1"}),
+    ],
+    "school_training_export": [row("GET", "-", "302 403 403 403 403 403 403 302 302 403")],
+    "school_training_models": [
+        row("POST", "-", "302 403 403 403 403 403 403 302 302 403", lambda w: {"action": "stop"})
+    ],
     "school_safeguarding_examples": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_safeguarding_example_delete": [
         row("POST", "own school's example", "302 403 403 403 403 403 403 302 404 403"),

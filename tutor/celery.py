@@ -7,7 +7,10 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
 
-app = Celery("tutor", include=["inference.worker", "inference.tasks", "tutor.tasks", "classrooms.identity.tasks"])
+app = Celery(
+    "tutor",
+    include=["inference.worker", "inference.tasks", "inference.training", "tutor.tasks", "classrooms.identity.tasks"],
+)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 

@@ -13,6 +13,7 @@ may see depends on them.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Collection
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, School, User
-from classrooms.selectors import classroom_model, student_chat_is_open
+from classrooms.selectors import classroom_model, model_for_new_reply, student_chat_is_open
 from classrooms.services import audit_record
 from tutor import events, grouping, metrics, model_settings
 from tutor.models import Conversation, Message, QuestionGroup
@@ -227,7 +228,7 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
             status=Message.Status.QUEUED,
             queued_at=timezone.now(),
             version=version,
-            model_key=classroom_model(conversation.classroom),
+            model_key=model_for_new_reply(conversation.classroom, draw=random.random()),
             distressed=distressed,
             safety_tier=assessment.tier,
             safety_category=assessment.category if distressed else "",

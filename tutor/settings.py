@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "classrooms",
     "classrooms.identity",
     "tutor",
+    "inference",  # its management commands only (finetune, evaluate_model); no models
 ]
 
 MIDDLEWARE = [
@@ -257,7 +258,12 @@ CELERY_BEAT_SCHEDULE = {
 }
 for _entry in CELERY_BEAT_SCHEDULE.values():
     _entry.setdefault("options", {})["queue"] = CELERY_HOUSEKEEPING_QUEUE
+# Fine-tunes (inference/training.py) run on their own queue, served by a worker of their own
+# (`celery -A tutor worker -Q tutor-training --pool solo`), never by a drafting worker.
+CELERY_TRAINING_QUEUE = env("CELERY_TRAINING_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-training")
+TUTOR_TRAINING_DIR = env("TUTOR_TRAINING_DIR", str(VAR_DIR / "training"))
 CELERY_TASK_ROUTES = {
+    "inference.finetune_school_model": {"queue": CELERY_TRAINING_QUEUE},
     "inference.requeue_stuck_drafts": {"queue": CELERY_HOUSEKEEPING_QUEUE},
     "tutor.delete_expired_conversations": {"queue": CELERY_HOUSEKEEPING_QUEUE},
     # Course material is read by the housekeeping worker (no model; the small embedder).

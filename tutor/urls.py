@@ -6,6 +6,7 @@ from classrooms.identity import views as identity_views
 from tutor import health, views
 from tutor.material import views as material_views
 from tutor.safeguarding import views as safeguarding_views
+from tutor.training import views as training_views
 
 handler500 = views.server_error
 
@@ -70,6 +71,9 @@ urlpatterns = [
         material_views.material_delete,
         name="teach_material_delete",
     ),
+    path("school/training/", training_views.school_training, name="school_training"),
+    path("school/training/export/", training_views.school_training_export, name="school_training_export"),
+    path("school/training/models/", training_views.school_training_models, name="school_training_models"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     # Signing out also ends the session at the school's sign-in service, where it has one.
     path("accounts/logout/", identity_views.sign_out, name="logout"),
