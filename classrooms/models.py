@@ -64,6 +64,15 @@ class School(models.Model):
     # The language models of settings.TUTOR_MODELS, by key (see classrooms.selectors).
     default_model = models.CharField(_("default model"), max_length=40, blank=True)  # "": the deployment's
     allowed_models = models.JSONField(_("models classes may use"), default=list, blank=True)  # with the default
+    # Opening hours are read in this zone ("": the deployment's TIME_ZONE).
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # The most a teacher may allow per student in a class (None: the deployment's
+    # TUTOR_QUESTIONS_PER_HOUR, TUTOR_QUESTIONS_PER_DAY, TUTOR_MAX_PENDING_PER_STUDENT).
+    ceiling_per_hour = models.PositiveSmallIntegerField(_("most questions per student per hour"), null=True, blank=True)
+    ceiling_per_day = models.PositiveSmallIntegerField(_("most questions per student per day"), null=True, blank=True)
+    ceiling_unanswered = models.PositiveSmallIntegerField(
+        _("most unanswered questions per student"), null=True, blank=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
@@ -114,6 +123,14 @@ class Classroom(models.Model):
     tutor_instructions = models.TextField(_("tutor's instructions"), default=DEFAULT_TUTOR_INSTRUCTIONS)
     max_reply_words = models.PositiveIntegerField(_("longest reply (words)"), default=60)
     model_key = models.CharField(_("model"), max_length=40, blank=True)  # "": the school's default model
+    # Quotas per student, set by the teachers within the school's ceilings (None: the ceiling).
+    questions_per_hour = models.PositiveSmallIntegerField(_("questions per student per hour"), null=True, blank=True)
+    questions_per_day = models.PositiveSmallIntegerField(_("questions per student per day"), null=True, blank=True)
+    max_unanswered = models.PositiveSmallIntegerField(_("unanswered questions per student"), null=True, blank=True)
+    # When students may ask (classrooms.schedule): [] is always; periods are wall-clock
+    # times in the school's time zone, [{"day": 0-6 (Monday 0), "start": min, "end": min}].
+    opening_hours = models.JSONField(_("opening hours"), default=list, blank=True)
+    paused = models.BooleanField(_("tutor paused"), default=False)  # "pause the tutor now", e.g. for an exam
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from classrooms import schedule
 from classrooms.models import (
     REVIEW_ROLES,
     AuditEntry,
@@ -366,3 +371,62 @@ def classroom_model(classroom: Classroom) -> str:
     if classroom.model_key and classroom.model_key in school_allowed_models(school):
         return classroom.model_key
     return school_default_model(school)
+
+
+# A class's quotas and opening hours.
+
+
+def school_zone(school: School) -> ZoneInfo:
+    """The school's time zone (the deployment's where it has none, or an unknown one)."""
+    try:
+        return ZoneInfo(school.time_zone or settings.TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(settings.TIME_ZONE)
+
+
+def school_ceilings(school: School) -> dict[str, int]:
+    """The most a teacher of this school may allow per student: per_hour, per_day, unanswered."""
+    return {
+        "per_hour": school.ceiling_per_hour or settings.TUTOR_QUESTIONS_PER_HOUR,
+        "per_day": school.ceiling_per_day or settings.TUTOR_QUESTIONS_PER_DAY,
+        "unanswered": school.ceiling_unanswered or settings.TUTOR_MAX_PENDING_PER_STUDENT,
+    }
+
+
+def classroom_quotas(classroom: Classroom) -> dict[str, int]:
+    """The class's quotas per student: the teacher's, or the school's ceiling where the teacher
+    set none or the admin has since lowered the ceiling below it."""
+    ceilings = school_ceilings(classroom.school)
+    chosen = {
+        "per_hour": classroom.questions_per_hour,
+        "per_day": classroom.questions_per_day,
+        "unanswered": classroom.max_unanswered,
+    }
+    return {key: min(chosen[key] or ceiling, ceiling) for key, ceiling in ceilings.items()}
+
+
+@dataclass(frozen=True)
+class Availability:
+    """May students ask in the class now? reason: "" (open), "paused" or "hours";
+    opens_at: when the hours next open (None when paused or always open)."""
+
+    open: bool
+    reason: str = ""
+    opens_at: datetime | None = None
+
+
+def classroom_availability(classroom: Classroom, at: datetime | None = None) -> Availability:
+    """The one answer to "may a student ask in this class now?" for the page, the socket
+    and tutor.services.question_ask."""
+    if classroom.paused:
+        return Availability(open=False, reason="paused")
+    at = at or timezone.now()
+    zone = school_zone(classroom.school)
+    if schedule.is_open(classroom.opening_hours, at, zone):
+        return Availability(open=True)
+    return Availability(open=False, reason="hours", opens_at=schedule.next_opening(classroom.opening_hours, at, zone))
+
+
+def classroom_has_teacher(classroom: Classroom) -> bool:
+    """Someone (an active teacher or reviewer) will review this class's drafts."""
+    return classroom.memberships.filter(role__in=REVIEW_ROLES, user__is_active=True).exists()

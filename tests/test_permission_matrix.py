@@ -219,6 +219,16 @@ MATRIX = {
         row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", lambda w: {"enabled": "off"}),
         row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404", lambda w: {"enabled": "off"}),
     ],
+    "teach_class_limits": [
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", lambda w: {"per_hour": "5"}),
+        row("POST", "other class", "302 404 404 404 404 302 404 404 404 404", lambda w: {"per_hour": "5"}),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404", lambda w: {"per_hour": "5"}),
+        row("GET", "own class", "302 405 405 405 405 405 405 405 405 405"),
+    ],
+    "teach_class_pause": [
+        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", lambda w: {"paused": "on"}),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404", lambda w: {"paused": "on"}),
+    ],
     # School admins: their own school only
     "school_home": [row("GET", "-", "302 403 403 403 403 403 403 200 200 403")],
     "school_class_create": [

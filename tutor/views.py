@@ -63,6 +63,7 @@ def conversation_new(request: HttpRequest, classroom_id: int) -> HttpResponse:
 def conversation_page(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = selectors.conversation_for_student(request.user, conversation_id)
     history = selectors.messages_for_student(conversation)
+    closed = services.availability_refusal(conversation.classroom)
     return render(
         request,
         "tutor/conversation.html",
@@ -72,6 +73,8 @@ def conversation_page(request: HttpRequest, conversation_id: int) -> HttpRespons
             "version": conversation.version,
             "decline_notice": selectors.decline_notice(),
             "max_chars": services.settings.TUTOR_MAX_MESSAGE_CHARS,
+            "closed": closed and closed.message,  # paused, or outside the hours: when it opens
+            "allowance": selectors.student_allowance(request.user, conversation.classroom),
         },
     )
 

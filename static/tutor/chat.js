@@ -10,6 +10,7 @@
   const form = document.getElementById("composer");
   const input = document.getElementById("question");
   const errorBox = document.getElementById("composer-error");
+  const allowance = document.getElementById("allowance");
   const status = document.getElementById("connection");
   const counter = document.getElementById("counter");
   const jump = document.getElementById("jump");
@@ -220,6 +221,10 @@
         frame.messages.forEach(render);
         version = Math.max(version, frame.version || 0);
         if (frame.wait) showWaits(frame.wait);
+      } else if (frame.type === "allowance") {
+        if (allowance) {
+          allowance.textContent = t.textAllowance.replace("%(hour)s", frame.hour_left).replace("%(day)s", frame.day_left);
+        }
       } else if (frame.type === "wait") {
         showWaits(frame.wait || []);
       } else if (frame.type === "error") {
