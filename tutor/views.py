@@ -47,7 +47,12 @@ def student_classes(request: HttpRequest) -> HttpResponse:
 def classroom_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
     classroom = classroom_for_student(request.user, classroom_id)
     conversations = selectors.conversations_of_student(request.user, classroom.id)
-    return render(request, "tutor/classroom.html", {"classroom": classroom, "conversations": conversations})
+    closed = services.availability_refusal(classroom)  # paused, or outside the hours: when it opens
+    return render(
+        request,
+        "tutor/classroom.html",
+        {"classroom": classroom, "conversations": conversations, "closed": closed and closed.message},
+    )
 
 
 @login_required
