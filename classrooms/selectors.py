@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,7 +67,12 @@ def classroom_for_student(user: User, classroom_id: int) -> Classroom:
 
 
 def classroom_for_teacher(user: User, classroom_id: int) -> Classroom:
+    """The class whose settings (tutor, quotas, hours, pause, join code, students' login
+    cards) this person runs: they teach it, or they are the admin of its school (who need
+    not add themselves as its teacher). 404 otherwise; archived classes are not run."""
     classroom = classrooms_taught_by(user).filter(pk=classroom_id).first()
+    if classroom is None and is_school_admin(user):
+        classroom = Classroom.objects.filter(pk=classroom_id, school_id=user.school_id, archived=False).first()
     if classroom is None:
         raise Http404
     return classroom
@@ -282,6 +288,11 @@ def audit_action_labels() -> dict[str, str]:
         "person.delete": _("deleted a student and their data"),
         "roster.import": _("imported a roster"),
         "school.retention": _("changed how long conversations are kept"),
+        "school.limits": _("changed the ceilings on classes' quotas or the time zone"),
+        "class.limits": _("changed a class's quotas or opening hours"),
+        "class.paused": _("paused a class's tutor"),
+        "class.resumed": _("opened a class's tutor again"),
+        "review.split": _("took a question out of its group"),
         "school.models": _("changed which models classes may use"),
         "review.as_drafted": _("approved a draft"),
         "review.edited": _("edited and approved a draft"),
@@ -320,6 +331,62 @@ def audit_action_labels() -> dict[str, str]:
         "identity.course_link": _("linked a course to a class"),
         "identity.roster_sync": _("read a course's roster"),
     }
+
+
+_REPLY_TARGET = re.compile(r"^reply (\d+)$")
+
+
+def audit_lines(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
+    """The audit entries with what they say in the reader's language: entry.label (what
+    was done) and entry.about (what it was done to). A reply is named by its student and
+    class ("reply 6" meant nothing to an admin); a roster import by its number of students."""
+    from django.utils.translation import gettext as _
+    from django.utils.translation import ngettext
+
+    entries = list(entries)
+    labels = audit_action_labels()
+    reply_ids = {int(m.group(1)) for e in entries if (m := _REPLY_TARGET.match(e.target))}
+    replies = {}
+    if reply_ids:
+        from django.apps import apps  # the tutor app's messages, read by name: classrooms imports nothing of tutor
+
+        replies = {
+            row["pk"]: row
+            for row in apps.get_model("tutor", "Message")
+            .objects.filter(pk__in=reply_ids)
+            .values("pk", "conversation__classroom__name", "conversation__student__first_name",
+                    "conversation__student__last_name", "conversation__student__username")
+        }  # fmt: skip
+    for entry in entries:
+        entry.label = labels.get(entry.action, entry.action)
+        entry.about = entry.target
+        match = _REPLY_TARGET.match(entry.target)
+        if match:
+            row = replies.get(int(match.group(1)))
+            if row is None:
+                entry.about = _("a reply, since deleted")
+            else:
+                student = (
+                    " ".join(
+                        part
+                        for part in (row["conversation__student__first_name"], row["conversation__student__last_name"])
+                        if part
+                    )
+                    or row["conversation__student__username"]
+                    or _("a deleted student")
+                )
+                entry.about = _("the reply to %(student)s in %(class)s") % {
+                    "student": student,
+                    "class": row["conversation__classroom__name"],
+                }
+        elif entry.action == "roster.import":
+            n = entry.details.get("rows")
+            if n is None:
+                digits = re.match(r"^(\d+)", entry.target)
+                n = int(digits.group(1)) if digits else None
+            if n is not None:
+                entry.about = ngettext("%(n)d student in the file", "%(n)d students in the file", n) % {"n": n}
+    return entries
 
 
 # The language models a school may choose: declared by the deployment in settings

@@ -163,6 +163,7 @@ def school_class(request: HttpRequest, classroom_id: int) -> HttpResponse:
             "staff_form": forms.StaffAssignForm(classroom=classroom),
             "enrol_form": forms.StudentEnrolForm(classroom=classroom),
             "move_form": forms.StudentMoveForm(classroom=classroom),
+            "has_teacher": selectors.classroom_has_teacher(classroom),
         },
     )
 
@@ -587,9 +588,7 @@ def school_roster_export(request: HttpRequest) -> HttpResponse:
 def school_audit(request: HttpRequest) -> HttpResponse:
     entries = selectors.audit_entries_of_school(request.user.school)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    labels = selectors.audit_action_labels()
-    for entry in page.object_list:
-        entry.label = labels.get(entry.action, entry.action)
+    page.object_list = selectors.audit_lines(page.object_list)
     return render(request, "classrooms/school_audit.html", {"page": page})
 
 
@@ -831,6 +830,38 @@ def _teach_class_page(
             "model": selectors.model_label(selectors.classroom_model(classroom)),
         },
         status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def teach_class_passwords(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """A teacher's own class (or its school admin): new passwords for its students after a
+    confirmation page, then the sheet of login cards, as the login page promises."""
+    classroom = selectors.classroom_for_teacher(request.user, classroom_id)
+    if request.method == "POST":
+        try:
+            cards = services.class_passwords_reset(actor=request.user, classroom=classroom)
+        except services.ActionRefused as exc:
+            _refused(request, exc)
+            return redirect("teach_class", classroom_id=classroom.id)
+        return _cards_page(
+            request,
+            cards,
+            title=_("Login cards: %(classroom)s") % {"classroom": classroom.name},
+            note=ngettext(
+                "A new password for %(n)d student. Print this page now: the password is not shown again.",
+                "New passwords for %(n)d students. Print this page now: the passwords are not shown again.",
+                len(cards),
+            )
+            % {"n": len(cards)},
+            back_url=reverse("teach_class", args=[classroom.id]),
+        )
+    count = selectors.students_of(classroom).count()
+    return render(
+        request,
+        "classrooms/teach_passwords_confirm.html",
+        {"classroom": classroom, "count": count},
     )
 
 

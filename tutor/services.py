@@ -33,7 +33,7 @@ from tutor.models import Conversation, Message, QuestionGroup
 from tutor.safeguarding import services as safeguarding
 from tutor.safeguarding.classifier import CONCERN, URGENT
 from tutor.selectors import PENDING_STATUSES, class_wait_estimates, reply_model_key, student_allowance, student_view
-from tutor.text import clean_text
+from tutor.text import clean_text, title_from
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
         if assessment.tier >= URGENT:
             safeguarding.alert_raise(question=question, reply=reply, assessment=assessment)
         if not conversation.title:
-            Conversation.objects.filter(pk=conversation.pk).update(title=text[:60])
+            Conversation.objects.filter(pk=conversation.pk).update(title=title_from(text))
         # The fast path: a pending question of the class with the same normal form is
         # answered together with this one, and this one needs no draft of its own.
         if not (reply.question_key and _join_same_text(reply)):

@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tutor.middleware.ContentSecurityPolicyMiddleware",
     "classrooms.middleware.UserLanguageMiddleware",
+    "classrooms.middleware.NotFoundPageMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from classrooms.selectors import (
     classroom_for_student,
+    classroom_has_teacher,
     classrooms_of_student,
     classrooms_reviewed_by,
     may_receive_alerts,
@@ -51,7 +52,12 @@ def classroom_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
     return render(
         request,
         "tutor/classroom.html",
-        {"classroom": classroom, "conversations": conversations, "closed": closed and closed.message},
+        {
+            "classroom": classroom,
+            "conversations": conversations,
+            "closed": closed and closed.message,
+            "no_teacher": not classroom_has_teacher(classroom),
+        },
     )
 
 
@@ -80,6 +86,7 @@ def conversation_page(request: HttpRequest, conversation_id: int) -> HttpRespons
             "max_chars": services.settings.TUTOR_MAX_MESSAGE_CHARS,
             "closed": closed and closed.message,  # paused, or outside the hours: when it opens
             "allowance": selectors.student_allowance(request.user, conversation.classroom),
+            "no_teacher": not classroom_has_teacher(conversation.classroom),
         },
     )
 

@@ -111,9 +111,19 @@
   }
 
   // The server names a conversation after its first question: show that name at once.
+  // As tutor.text.title_from: the first line, cut at a whole word, with an ellipsis.
+  function titleFrom(text, limit) {
+    limit = limit || 60;
+    const line = text.split("\n")[0].split(/\s+/).filter(Boolean).join(" ");
+    if (line.length <= limit) return line;
+    let cut = line.slice(0, limit - 1);
+    if (line[limit - 1] !== " " && cut.includes(" ")) cut = cut.slice(0, cut.lastIndexOf(" "));
+    return cut.replace(/[ ,;:.-]+$/, "") + "…";
+  }
+
   function nameConversation(text) {
     delete chat.dataset.untitled;
-    const title = text.slice(0, 60);
+    const title = titleFrom(text);
     const h1 = chat.querySelector(".chat-title");
     document.title = document.title.replace(h1.textContent, title);
     h1.textContent = title;
