@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from typing import ClassVar
+from zoneinfo import available_timezones
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import BaseUserCreationForm, UsernameField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
-from classrooms import roster, selectors
+from classrooms import roster, schedule, selectors
 from classrooms.models import (
     DEFAULT_TUTOR_INSTRUCTIONS,
     Classroom,
@@ -329,3 +331,137 @@ class AlertDelayForm(forms.Form):
         label=_("Minutes before an unacknowledged urgent alert moves to the next person"),
         validators=[MinValueValidator(1), MaxValueValidator(60)],
     )
+
+
+QUOTA_FIELDS = ("per_hour", "per_day", "unanswered")
+
+
+def _quota_field(label: str, help_text: str) -> forms.IntegerField:
+    # Bounds are checked in clean_<field> to name the school's ceiling in the message.
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        help_text=help_text,
+        error_messages={"invalid": _("Enter a whole number, or leave it empty.")},
+    )
+
+
+class ClassLimitsForm(forms.Form):
+    """A teacher's quotas per student for a class, within the school's ceilings, and its
+    weekly opening hours. Empty quota: the school's ceiling. 0 is refused: stopping every
+    question is what the pause switch is for, so there is one way to do it."""
+
+    per_hour = _quota_field(_("Questions per student per hour"), _("Empty: your school's most."))
+    per_day = _quota_field(_("Questions per student per day"), _("Counted from midnight. Empty: your school's most."))
+    unanswered = _quota_field(
+        _("Unanswered questions per student"),
+        _("A student waits for an answer beyond this. Empty: your school's most."),
+    )
+    opening_hours = forms.CharField(
+        label=_("Opening hours"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "Mon-Fri 08:00-17:00\nMon-Thu 18:00-21:00"}),
+        help_text=_(
+            "One period a line: days, then hours, such as “Mon-Fri 08:00-17:00” or “lun-jeu 18h-21h”. "
+            "A period may run past midnight (“Fri 20:00-01:00”). Empty: always open."
+        ),
+    )
+
+    def __init__(self, *args, classroom: Classroom, **kwargs):
+        self.ceilings = selectors.school_ceilings(classroom.school)
+        kwargs.setdefault(
+            "initial",
+            {
+                "per_hour": classroom.questions_per_hour,
+                "per_day": classroom.questions_per_day,
+                "unanswered": classroom.max_unanswered,
+                "opening_hours": schedule.as_text(classroom.opening_hours),
+            },
+        )
+        super().__init__(*args, **kwargs)
+        for name in QUOTA_FIELDS:
+            self.fields[name].widget.attrs.update({"min": 1, "max": self.ceilings[name]})
+            self.fields[name].widget.attrs["placeholder"] = str(self.ceilings[name])
+
+    def _quota(self, name: str) -> int | None:
+        value = self.cleaned_data.get(name)
+        if value is None:
+            return None
+        if value == 0:
+            raise ValidationError(
+                _("0 would stop every question. To stop the tutor for a while, use “Pause the tutor” instead."),
+                code="zero",
+            )
+        if value < 0:
+            raise ValidationError(_("Enter a number of 1 or more."), code="negative")
+        if value > self.ceilings[name]:
+            raise ValidationError(
+                _("Your school allows at most %(max)d. Ask your school admin for more.") % {"max": self.ceilings[name]},
+                code="ceiling",
+            )
+        return value
+
+    def clean_per_hour(self) -> int | None:
+        return self._quota("per_hour")
+
+    def clean_per_day(self) -> int | None:
+        return self._quota("per_day")
+
+    def clean_unanswered(self) -> int | None:
+        return self._quota("unanswered")
+
+    def clean_opening_hours(self) -> list[dict]:
+        try:
+            return schedule.parse(self.cleaned_data.get("opening_hours") or "")
+        except schedule.ScheduleError as exc:
+            raise ValidationError(str(exc), code="hours") from exc
+
+
+def _ceiling_field(label: str, key: str) -> forms.IntegerField:
+    top = settings.TUTOR_QUOTA_HARD_MAX[key]
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        help_text=_("Empty: the platform's default."),
+        validators=[
+            MinValueValidator(1, _("Enter a number of 1 or more.")),
+            MaxValueValidator(top, _("At most %(limit_value)s.")),
+        ],
+        widget=forms.NumberInput(attrs={"min": 1, "max": top}),
+    )
+
+
+class SchoolLimitsForm(forms.Form):
+    """The school admin's ceilings on what teachers may allow, and the school's time zone."""
+
+    per_hour = _ceiling_field(_("Most questions per student per hour"), "per_hour")
+    per_day = _ceiling_field(_("Most questions per student per day"), "per_day")
+    unanswered = _ceiling_field(_("Most unanswered questions per student"), "unanswered")
+    time_zone = forms.CharField(
+        label=_("Time zone"),
+        max_length=64,
+        required=False,
+        help_text=_("Classes' opening hours are read in it, such as Europe/Paris. Empty: the platform's."),
+    )
+
+    def __init__(self, *args, school: School, **kwargs):
+        kwargs.setdefault(
+            "initial",
+            {
+                "per_hour": school.ceiling_per_hour,
+                "per_day": school.ceiling_per_day,
+                "unanswered": school.ceiling_unanswered,
+                "time_zone": school.time_zone,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        defaults = selectors.school_ceilings(School())
+        for name in ("per_hour", "per_day", "unanswered"):
+            self.fields[name].widget.attrs["placeholder"] = str(defaults[name])
+        self.fields["time_zone"].widget.attrs["placeholder"] = str(selectors.school_zone(School()))
+
+    def clean_time_zone(self) -> str:
+        name = (self.cleaned_data.get("time_zone") or "").strip()
+        if name and name not in available_timezones():
+            raise ValidationError(_("“%(zone)s” is not a time zone. Write it like Europe/Paris.") % {"zone": name})
+        return name

@@ -64,15 +64,24 @@ class School(models.Model):
     # The language models of settings.TUTOR_MODELS, by key (see classrooms.selectors).
     default_model = models.CharField(_("default model"), max_length=40, blank=True)  # "": the deployment's
     allowed_models = models.JSONField(_("models classes may use"), default=list, blank=True)  # with the default
-    # Off until the school admin turns it on: only then may the review decisions of the
-    # school's classes be exported to train a model (tutor.training.dataset).
     # A/B: a share (percent) of the new replies of classes on the school's default model is
     # drafted by trial_model instead (classrooms.selectors.model_for_new_reply).
     trial_model = models.CharField(_("model on trial"), max_length=40, blank=True)
     trial_share = models.PositiveSmallIntegerField(_("share of drafts on trial (%)"), default=0)
     previous_default_model = models.CharField(max_length=40, blank=True)  # what a rollback returns to
+    # Off until the school admin turns it on: only then may the review decisions of the
+    # school's classes be exported to train a model (tutor.training.dataset).
     training_consent = models.BooleanField(
         _("use teachers' review decisions to improve the school's model"), default=False
+    )
+    # Opening hours are read in this zone ("": the deployment's TIME_ZONE).
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # The most a teacher may allow per student in a class (None: the deployment's
+    # TUTOR_QUESTIONS_PER_HOUR, TUTOR_QUESTIONS_PER_DAY, TUTOR_MAX_PENDING_PER_STUDENT).
+    ceiling_per_hour = models.PositiveSmallIntegerField(_("most questions per student per hour"), null=True, blank=True)
+    ceiling_per_day = models.PositiveSmallIntegerField(_("most questions per student per day"), null=True, blank=True)
+    ceiling_unanswered = models.PositiveSmallIntegerField(
+        _("most unanswered questions per student"), null=True, blank=True
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -124,6 +133,14 @@ class Classroom(models.Model):
     tutor_instructions = models.TextField(_("tutor's instructions"), default=DEFAULT_TUTOR_INSTRUCTIONS)
     max_reply_words = models.PositiveIntegerField(_("longest reply (words)"), default=60)
     model_key = models.CharField(_("model"), max_length=40, blank=True)  # "": the school's default model
+    # Quotas per student, set by the teachers within the school's ceilings (None: the ceiling).
+    questions_per_hour = models.PositiveSmallIntegerField(_("questions per student per hour"), null=True, blank=True)
+    questions_per_day = models.PositiveSmallIntegerField(_("questions per student per day"), null=True, blank=True)
+    max_unanswered = models.PositiveSmallIntegerField(_("unanswered questions per student"), null=True, blank=True)
+    # When students may ask (classrooms.schedule): [] is always; periods are wall-clock
+    # times in the school's time zone, [{"day": 0-6 (Monday 0), "start": min, "end": min}].
+    opening_hours = models.JSONField(_("opening hours"), default=list, blank=True)
+    paused = models.BooleanField(_("tutor paused"), default=False)  # "pause the tutor now", e.g. for an exam
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from classrooms import schedule
 from classrooms.models import (
     REVIEW_ROLES,
     AuditEntry,
@@ -61,7 +67,12 @@ def classroom_for_student(user: User, classroom_id: int) -> Classroom:
 
 
 def classroom_for_teacher(user: User, classroom_id: int) -> Classroom:
+    """The class whose settings (tutor, quotas, hours, pause, join code, students' login
+    cards) this person runs: they teach it, or they are the admin of its school (who need
+    not add themselves as its teacher). 404 otherwise; archived classes are not run."""
     classroom = classrooms_taught_by(user).filter(pk=classroom_id).first()
+    if classroom is None and is_school_admin(user):
+        classroom = Classroom.objects.filter(pk=classroom_id, school_id=user.school_id, archived=False).first()
     if classroom is None:
         raise Http404
     return classroom
@@ -277,6 +288,11 @@ def audit_action_labels() -> dict[str, str]:
         "person.delete": _("deleted a student and their data"),
         "roster.import": _("imported a roster"),
         "school.retention": _("changed how long conversations are kept"),
+        "school.limits": _("changed the ceilings on classes' quotas or the time zone"),
+        "class.limits": _("changed a class's quotas or opening hours"),
+        "class.paused": _("paused a class's tutor"),
+        "class.resumed": _("opened a class's tutor again"),
+        "review.split": _("took a question out of its group"),
         "school.models": _("changed which models classes may use"),
         "school.training_on": _("allowed review decisions to improve the school's model"),
         "school.training_off": _("stopped review decisions improving the school's model"),
@@ -323,6 +339,62 @@ def audit_action_labels() -> dict[str, str]:
         "identity.course_link": _("linked a course to a class"),
         "identity.roster_sync": _("read a course's roster"),
     }
+
+
+_REPLY_TARGET = re.compile(r"^reply (\d+)$")
+
+
+def audit_lines(entries: Iterable[AuditEntry]) -> list[AuditEntry]:
+    """The audit entries with what they say in the reader's language: entry.label (what
+    was done) and entry.about (what it was done to). A reply is named by its student and
+    class ("reply 6" meant nothing to an admin); a roster import by its number of students."""
+    from django.utils.translation import gettext as _
+    from django.utils.translation import ngettext
+
+    entries = list(entries)
+    labels = audit_action_labels()
+    reply_ids = {int(m.group(1)) for e in entries if (m := _REPLY_TARGET.match(e.target))}
+    replies = {}
+    if reply_ids:
+        from django.apps import apps  # the tutor app's messages, read by name: classrooms imports nothing of tutor
+
+        replies = {
+            row["pk"]: row
+            for row in apps.get_model("tutor", "Message")
+            .objects.filter(pk__in=reply_ids)
+            .values("pk", "conversation__classroom__name", "conversation__student__first_name",
+                    "conversation__student__last_name", "conversation__student__username")
+        }  # fmt: skip
+    for entry in entries:
+        entry.label = labels.get(entry.action, entry.action)
+        entry.about = entry.target
+        match = _REPLY_TARGET.match(entry.target)
+        if match:
+            row = replies.get(int(match.group(1)))
+            if row is None:
+                entry.about = _("a reply, since deleted")
+            else:
+                student = (
+                    " ".join(
+                        part
+                        for part in (row["conversation__student__first_name"], row["conversation__student__last_name"])
+                        if part
+                    )
+                    or row["conversation__student__username"]
+                    or _("a deleted student")
+                )
+                entry.about = _("the reply to %(student)s in %(class)s") % {
+                    "student": student,
+                    "class": row["conversation__classroom__name"],
+                }
+        elif entry.action == "roster.import":
+            n = entry.details.get("rows")
+            if n is None:
+                digits = re.match(r"^(\d+)", entry.target)
+                n = int(digits.group(1)) if digits else None
+            if n is not None:
+                entry.about = ngettext("%(n)d student in the file", "%(n)d students in the file", n) % {"n": n}
+    return entries
 
 
 # The language models a school may choose: declared by the deployment in settings
@@ -390,3 +462,62 @@ def model_for_new_reply(classroom: Classroom, *, draw: float) -> str:
     ):
         return school.trial_model
     return key
+
+
+# A class's quotas and opening hours.
+
+
+def school_zone(school: School) -> ZoneInfo:
+    """The school's time zone (the deployment's where it has none, or an unknown one)."""
+    try:
+        return ZoneInfo(school.time_zone or settings.TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(settings.TIME_ZONE)
+
+
+def school_ceilings(school: School) -> dict[str, int]:
+    """The most a teacher of this school may allow per student: per_hour, per_day, unanswered."""
+    return {
+        "per_hour": school.ceiling_per_hour or settings.TUTOR_QUESTIONS_PER_HOUR,
+        "per_day": school.ceiling_per_day or settings.TUTOR_QUESTIONS_PER_DAY,
+        "unanswered": school.ceiling_unanswered or settings.TUTOR_MAX_PENDING_PER_STUDENT,
+    }
+
+
+def classroom_quotas(classroom: Classroom) -> dict[str, int]:
+    """The class's quotas per student: the teacher's, or the school's ceiling where the teacher
+    set none or the admin has since lowered the ceiling below it."""
+    ceilings = school_ceilings(classroom.school)
+    chosen = {
+        "per_hour": classroom.questions_per_hour,
+        "per_day": classroom.questions_per_day,
+        "unanswered": classroom.max_unanswered,
+    }
+    return {key: min(chosen[key] or ceiling, ceiling) for key, ceiling in ceilings.items()}
+
+
+@dataclass(frozen=True)
+class Availability:
+    """May students ask in the class now? reason: "" (open), "paused" or "hours";
+    opens_at: when the hours next open (None when paused or always open)."""
+
+    open: bool
+    reason: str = ""
+    opens_at: datetime | None = None
+
+
+def classroom_availability(classroom: Classroom, at: datetime | None = None) -> Availability:
+    """The one answer to "may a student ask in this class now?" for the page, the socket
+    and tutor.services.question_ask."""
+    if classroom.paused:
+        return Availability(open=False, reason="paused")
+    at = at or timezone.now()
+    zone = school_zone(classroom.school)
+    if schedule.is_open(classroom.opening_hours, at, zone):
+        return Availability(open=True)
+    return Availability(open=False, reason="hours", opens_at=schedule.next_opening(classroom.opening_hours, at, zone))
+
+
+def classroom_has_teacher(classroom: Classroom) -> bool:
+    """Someone (an active teacher or reviewer) will review this class's drafts."""
+    return classroom.memberships.filter(role__in=REVIEW_ROLES, user__is_active=True).exists()

@@ -965,6 +965,98 @@ def join_code_rotate(*, actor: User, classroom: Classroom) -> Classroom:
     return classroom
 
 
+def classroom_limits_set(
+    *,
+    actor: User,
+    classroom: Classroom,
+    per_hour: int | None,
+    per_day: int | None,
+    unanswered: int | None,
+    opening_hours: list[dict],
+) -> Classroom:
+    """A teacher's quotas per student (None: the school's ceiling) and weekly opening hours
+    (classrooms.schedule's periods). Refuses a quota under 1 or above the school's ceiling."""
+    ceilings = selectors.school_ceilings(classroom.school)
+    values = {"per_hour": per_hour, "per_day": per_day, "unanswered": unanswered}
+    for key, value in values.items():
+        if value is not None and not 1 <= value <= ceilings[key]:
+            raise ActionRefused(_("Choose a quota between 1 and %(max)d.") % {"max": ceilings[key]})
+    fields = {
+        "questions_per_hour": per_hour,
+        "questions_per_day": per_day,
+        "max_unanswered": unanswered,
+        "opening_hours": opening_hours,
+    }
+    with transaction.atomic():
+        changed = [name for name, value in fields.items() if getattr(classroom, name) != value]
+        if not changed:
+            return classroom
+        for name in changed:
+            setattr(classroom, name, fields[name])
+        classroom.save(update_fields=changed)
+        audit_record(
+            actor=actor,
+            action="class.limits",
+            school=classroom.school,
+            target=classroom.name,
+            details={"classroom": classroom.id, "changed": changed},
+        )
+    return classroom
+
+
+def classroom_pause_set(*, actor: User, classroom: Classroom, paused: bool) -> bool:
+    """Pause the class's tutor (students cannot ask; what they asked is still reviewed) or
+    open it again. A conditional update: False when it already was so (nothing audited)."""
+    with transaction.atomic():
+        changed = Classroom.objects.filter(pk=classroom.pk).exclude(paused=paused).update(paused=paused)
+        classroom.paused = paused
+        if changed:
+            audit_record(
+                actor=actor,
+                action="class.paused" if paused else "class.resumed",
+                school=classroom.school,
+                target=classroom.name,
+                details={"classroom": classroom.id},
+            )
+    return bool(changed)
+
+
+def school_limits_set(
+    *,
+    actor: User,
+    school: School,
+    per_hour: int | None,
+    per_day: int | None,
+    unanswered: int | None,
+    time_zone: str,
+) -> School:
+    """The school admin's ceilings on classes' quotas, and the school's time zone. A class
+    whose quota is above a lowered ceiling is held to the ceiling (selectors.classroom_quotas)."""
+    _check_school(actor, school)
+    top = settings.TUTOR_QUOTA_HARD_MAX
+    values = {"per_hour": per_hour, "per_day": per_day, "unanswered": unanswered}
+    for key, value in values.items():
+        if value is not None and not 1 <= value <= top[key]:  # None: the platform's default
+            raise ActionRefused(_("Choose a ceiling between 1 and %(max)d.") % {"max": top[key]})
+    fields = {
+        "ceiling_per_hour": per_hour,
+        "ceiling_per_day": per_day,
+        "ceiling_unanswered": unanswered,
+        "time_zone": time_zone,
+    }
+    with transaction.atomic():
+        changed = [name for name, value in fields.items() if getattr(school, name) != value]
+        if not changed:
+            return school
+        for name in changed:
+            setattr(school, name, fields[name])
+        school.save(update_fields=changed)
+        audit_record(
+            actor=actor, action="school.limits", school=school, target=school.name, details={"changed": changed}
+        )
+    return school
+
+
 def join_code_set_enabled(*, actor: User, classroom: Classroom, enabled: bool) -> Classroom:
     with transaction.atomic():
         fields = ["join_code_enabled"]

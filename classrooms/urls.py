@@ -60,6 +60,9 @@ urlpatterns = [
     # Teachers: their classes' tutor settings and join codes.
     path("teach/", views.teach_home, name="teach_home"),
     path("teach/classes/<int:classroom_id>/", views.teach_class, name="teach_class"),
+    path("teach/classes/<int:classroom_id>/limits/", views.teach_class_limits, name="teach_class_limits"),
+    path("teach/classes/<int:classroom_id>/pause/", views.teach_class_pause, name="teach_class_pause"),
+    path("teach/classes/<int:classroom_id>/passwords/", views.teach_class_passwords, name="teach_class_passwords"),
     path(
         "teach/classes/<int:classroom_id>/join-code/rotate/",
         views.teach_join_code_rotate,

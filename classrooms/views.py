@@ -22,6 +22,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -162,6 +163,7 @@ def school_class(request: HttpRequest, classroom_id: int) -> HttpResponse:
             "staff_form": forms.StaffAssignForm(classroom=classroom),
             "enrol_form": forms.StudentEnrolForm(classroom=classroom),
             "move_form": forms.StudentMoveForm(classroom=classroom),
+            "has_teacher": selectors.classroom_has_teacher(classroom),
         },
     )
 
@@ -586,9 +588,7 @@ def school_roster_export(request: HttpRequest) -> HttpResponse:
 def school_audit(request: HttpRequest) -> HttpResponse:
     entries = selectors.audit_entries_of_school(request.user.school)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    labels = selectors.audit_action_labels()
-    for entry in page.object_list:
-        entry.label = labels.get(entry.action, entry.action)
+    page.object_list = selectors.audit_lines(page.object_list)
     return render(request, "classrooms/school_audit.html", {"page": page})
 
 
@@ -599,11 +599,14 @@ def school_settings(request: HttpRequest) -> HttpResponse:
     form = forms.SchoolSettingsForm(request.POST or None, initial={"retention_days": school.retention_days})
     several_models = len(selectors.declared_models()) > 1
     models_form = forms.SchoolModelsForm(request.POST or None, school=school) if several_models else None
-    if request.method == "POST" and form.is_valid() and (models_form is None or models_form.is_valid()):
+    limits_form = forms.SchoolLimitsForm(request.POST or None, school=school)
+    valid = form.is_valid() and limits_form.is_valid() and (models_form is None or models_form.is_valid())
+    if request.method == "POST" and valid:
         try:
             services.school_retention_set(
                 actor=request.user, school=school, retention_days=form.cleaned_data["retention_days"]
             )
+            services.school_limits_set(actor=request.user, school=school, **limits_form.cleaned_data)
             if models_form is not None:
                 services.school_models_set(
                     actor=request.user,
@@ -622,6 +625,7 @@ def school_settings(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "models_form": models_form,
+            "limits_form": limits_form,
             "school": school,
             "only_model": selectors.model_label(selectors.school_default_model(school)),
         },
@@ -777,7 +781,7 @@ def teach_home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def teach_class(request: HttpRequest, classroom_id: int) -> HttpResponse:
-    """The class's tutor settings, its join code, its students."""
+    """The class's tutor settings, its quotas and hours, its join code, its students."""
     classroom = selectors.classroom_for_teacher(request.user, classroom_id)
     form = forms.TutorSettingsForm(request.POST or None, instance=classroom)
     if request.method == "POST" and form.is_valid():
@@ -795,18 +799,101 @@ def teach_class(request: HttpRequest, classroom_id: int) -> HttpResponse:
             return redirect("teach_class", classroom_id=classroom.id)
     if request.method == "POST":
         classroom.refresh_from_db()
+    return _teach_class_page(request, classroom, form=form)
+
+
+def _teach_class_page(
+    request: HttpRequest,
+    classroom: Classroom,
+    *,
+    form: forms.TutorSettingsForm | None = None,
+    limits_form: forms.ClassLimitsForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    availability = selectors.classroom_availability(classroom)
     return render(
         request,
         "classrooms/teach_class.html",
         {
             "classroom": classroom,
-            "form": form,
+            "form": form or forms.TutorSettingsForm(instance=classroom),
+            "limits_form": limits_form or forms.ClassLimitsForm(classroom=classroom),
+            "availability": availability,
+            "opens_at": availability.opens_at
+            and date_format(
+                timezone.localtime(availability.opens_at, selectors.school_zone(classroom.school)), "l j F, H:i"
+            ),
+            "zone": selectors.school_zone(classroom.school),
             "students": selectors.students_of(classroom),
             "code_expired": bool(classroom.join_code_expires_at and classroom.join_code_expires_at <= timezone.now()),
             "join_url": request.build_absolute_uri(reverse("join_class")),
             "model": selectors.model_label(selectors.classroom_model(classroom)),
         },
+        status=status,
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def teach_class_passwords(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """A teacher's own class (or its school admin): new passwords for its students after a
+    confirmation page, then the sheet of login cards, as the login page promises."""
+    classroom = selectors.classroom_for_teacher(request.user, classroom_id)
+    if request.method == "POST":
+        try:
+            cards = services.class_passwords_reset(actor=request.user, classroom=classroom)
+        except services.ActionRefused as exc:
+            _refused(request, exc)
+            return redirect("teach_class", classroom_id=classroom.id)
+        return _cards_page(
+            request,
+            cards,
+            title=_("Login cards: %(classroom)s") % {"classroom": classroom.name},
+            note=ngettext(
+                "A new password for %(n)d student. Print this page now: the password is not shown again.",
+                "New passwords for %(n)d students. Print this page now: the passwords are not shown again.",
+                len(cards),
+            )
+            % {"n": len(cards)},
+            back_url=reverse("teach_class", args=[classroom.id]),
+        )
+    count = selectors.students_of(classroom).count()
+    return render(
+        request,
+        "classrooms/teach_passwords_confirm.html",
+        {"classroom": classroom, "count": count},
+    )
+
+
+@login_required
+@require_POST
+def teach_class_limits(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """The class's quotas per student and its opening hours."""
+    classroom = selectors.classroom_for_teacher(request.user, classroom_id)
+    limits_form = forms.ClassLimitsForm(request.POST, classroom=classroom)
+    if limits_form.is_valid():
+        try:
+            services.classroom_limits_set(actor=request.user, classroom=classroom, **limits_form.cleaned_data)
+        except services.ActionRefused as exc:
+            limits_form.add_error(None, exc.message)
+        else:
+            flash.success(request, _("Saved. Students' quotas and the opening hours apply from now."))
+            return redirect("teach_class", classroom_id=classroom.id)
+    return _teach_class_page(request, classroom, limits_form=limits_form, status=400)
+
+
+@login_required
+@require_POST
+def teach_class_pause(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """Pause the tutor now (an exam), or open it again."""
+    classroom = selectors.classroom_for_teacher(request.user, classroom_id)
+    paused = request.POST.get("paused") == "on"
+    services.classroom_pause_set(actor=request.user, classroom=classroom, paused=paused)
+    if paused:
+        flash.success(request, _("The tutor is paused: students cannot ask. You can still review what they asked."))
+    else:
+        flash.success(request, _("The tutor is open again."))
+    return redirect("teach_class", classroom_id=classroom.id)
 
 
 @login_required

@@ -220,6 +220,7 @@ MATRIX = {
     ],
     # Probes: no session needed, nothing personal said. /readyz is 503 here (no worker runs
     # for the test's queue); /metrics is off until METRICS_TOKEN is set (tests/test_health.py).
+    "favicon": [row("GET", "-", "301 301 301 301 301 301 301 301 301 301")],
     "healthz": [row("GET", "-", "200 200 200 200 200 200 200 200 200 200")],
     "readyz": [row("GET", "-", "503 503 503 503 503 503 503 503 503 503")],
     "metrics": [row("GET", "-", "404 404 404 404 404 404 404 404 404 404")],
@@ -245,20 +246,35 @@ MATRIX = {
     # Teachers: their class's tutor and join code
     "teach_home": [row("GET", "-", "302 403 403 403 200 200 403 403 403 403")],
     "teach_class": [
-        row("GET", "own class", "302 404 404 404 200 404 404 404 404 404"),
-        row("GET", "other class", "302 404 404 404 404 200 404 404 404 404"),
-        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
-        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", tutor_settings),
+        row("GET", "own class", "302 404 404 404 200 404 404 200 404 404"),
+        row("GET", "other class", "302 404 404 404 404 200 404 200 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 200 404"),
+        row("POST", "own class", "302 404 404 404 302 404 404 302 404 404", tutor_settings),
     ],
     "teach_join_code_rotate": [
-        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404"),
-        row("POST", "other class", "302 404 404 404 404 302 404 404 404 404"),
-        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+        row("POST", "own class", "302 404 404 404 302 404 404 302 404 404"),
+        row("POST", "other class", "302 404 404 404 404 302 404 302 404 404"),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 302 404"),
         row("GET", "own class", "302 405 405 405 405 405 405 405 405 405"),
     ],
     "teach_join_code_switch": [
-        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", lambda w: {"enabled": "off"}),
-        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404", lambda w: {"enabled": "off"}),
+        row("POST", "own class", "302 404 404 404 302 404 404 302 404 404", lambda w: {"enabled": "off"}),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 302 404", lambda w: {"enabled": "off"}),
+    ],
+    "teach_class_limits": [
+        row("POST", "own class", "302 404 404 404 302 404 404 302 404 404", lambda w: {"per_hour": "5"}),
+        row("POST", "other class", "302 404 404 404 404 302 404 302 404 404", lambda w: {"per_hour": "5"}),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 302 404", lambda w: {"per_hour": "5"}),
+        row("GET", "own class", "302 405 405 405 405 405 405 405 405 405"),
+    ],
+    "teach_class_passwords": [
+        row("GET", "own class", "302 404 404 404 200 404 404 200 404 404"),
+        row("POST", "other class", "302 404 404 404 404 200 404 200 404 404"),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 200 404"),
+    ],
+    "teach_class_pause": [
+        row("POST", "own class", "302 404 404 404 302 404 404 302 404 404", lambda w: {"paused": "on"}),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 302 404", lambda w: {"paused": "on"}),
     ],
     # Teachers: their class's course material
     "teach_material": [

@@ -20,7 +20,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, Membership, User
-from classrooms.selectors import classroom_model, classrooms_reviewed_by, declared_models, model_label
+from classrooms.selectors import (
+    classroom_model,
+    classroom_quotas,
+    classrooms_reviewed_by,
+    declared_models,
+    model_label,
+    school_zone,
+)
 from tutor import checks, triage
 from tutor.measures import percentile
 from tutor.models import Conversation, Message
@@ -911,3 +918,40 @@ def class_topics(classroom: Classroom, *, days: int = 7, with_students: bool = F
         )
     result["topics"].sort(key=lambda t: (-t["student_count"], -t["size"]))
     return result
+
+
+def student_allowance(student: User, classroom: Classroom, now: datetime | None = None) -> dict:
+    """What the class's quotas leave this student now: questions left this hour and today
+    (since midnight in the school's time zone), unanswered questions they may still add,
+    and when the hour's oldest question stops counting ("hour_frees_at"). Read inside
+    tutor.services.question_ask under the student's row lock, and shown on the chat page."""
+    now = now or timezone.now()
+    quotas = classroom_quotas(classroom)
+    midnight = now.astimezone(school_zone(classroom.school)).replace(hour=0, minute=0, second=0, microsecond=0)
+    asked = Message.objects.filter(
+        conversation__student=student, conversation__classroom=classroom, sender=Message.Sender.STUDENT
+    )
+    hour = list(
+        asked.filter(created_at__gt=now - timedelta(hours=1))
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+    )
+    today = asked.filter(created_at__gte=midnight).count()
+    unanswered = Message.objects.filter(
+        conversation__student=student,
+        conversation__classroom=classroom,
+        sender=Message.Sender.TUTOR,
+        status__in=PENDING_STATUSES,
+    ).count()
+    return {
+        "quotas": quotas,
+        "asked_hour": len(hour),
+        "asked_today": today,
+        "unanswered": unanswered,
+        "hour_left": max(0, quotas["per_hour"] - len(hour)),
+        "day_left": max(0, quotas["per_day"] - today),
+        "unanswered_left": max(0, quotas["unanswered"] - unanswered),
+        "hour_frees_at": hour[len(hour) - quotas["per_hour"]] + timedelta(hours=1)
+        if len(hour) >= quotas["per_hour"]
+        else None,
+    }

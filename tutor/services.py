@@ -4,10 +4,11 @@ Each change is atomic; where two actors can race (two teachers, a worker and a
 teacher) it is a conditional update whose row count says who won. Events and tasks
 are sent only after the transaction commits.
 
-The checks before a write that only refuse (a student's rate limits in question_ask)
-read outside the transaction: two questions sent at the same instant may both pass a
-limit by one. They protect the queue from floods, not an invariant; nothing a student
-may see depends on them.
+A student's own limits (the class's quotas, its opening hours and pause, the per-minute
+rate) are checked in question_ask under the student's row lock, in the transaction that
+saves the question: two tabs sending at the same instant take turns, and the second sees
+the first's question. The class-wide cap on pending replies reads outside it: two
+students may pass it by one; it protects the queue from floods, not a promise.
 """
 
 from __future__ import annotations
@@ -22,17 +23,24 @@ from django.conf import settings
 from django.db import close_old_connections, connection, models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, School, User
-from classrooms.selectors import classroom_model, model_for_new_reply, student_chat_is_open
+from classrooms.selectors import (
+    classroom_availability,
+    classroom_model,
+    model_for_new_reply,
+    school_zone,
+    student_chat_is_open,
+)
 from classrooms.services import audit_record
 from tutor import events, grouping, metrics, model_settings
 from tutor.models import Conversation, Message, QuestionGroup
 from tutor.safeguarding import services as safeguarding
 from tutor.safeguarding.classifier import CONCERN, URGENT
-from tutor.selectors import PENDING_STATUSES, class_wait_estimates, reply_model_key, student_view
-from tutor.text import clean_text
+from tutor.selectors import PENDING_STATUSES, class_wait_estimates, reply_model_key, student_allowance, student_view
+from tutor.text import clean_text, title_from
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,86 @@ class ChatClosed(TutorError):
     """The school has not opened the tutor to its students (see student_chat_blockers)."""
 
     code = "closed"
+
+
+class TutorPaused(ChatClosed):
+    """The class's teacher paused the tutor (an exam)."""
+
+    code = "paused"
+
+
+class OutsideHours(ChatClosed):
+    """Outside the class's opening hours; opens_at says when it opens again (None: never)."""
+
+    code = "outside_hours"
+
+    def __init__(self, message: str, opens_at: datetime | None = None):
+        super().__init__(message)
+        self.opens_at = opens_at
+
+
+class QuotaReached(SlowDown):
+    """One of the class's quotas per student is used up."""
+
+    code = "quota"
+
+
+def opening_text(classroom: Classroom, opens_at: datetime | None) -> str:
+    """When the class opens again, in the school's time zone and the reader's language."""
+    if opens_at is None:
+        return _("The tutor is closed for this class. Ask your teacher when it opens.")
+    local = timezone.localtime(opens_at, school_zone(classroom.school))
+    return _("The tutor is closed now. It opens again on %(when)s.") % {"when": date_format(local, "l j F, H:i")}
+
+
+def availability_refusal(classroom: Classroom, now: datetime | None = None) -> ChatClosed | None:
+    """The refusal a student gets in a class that is paused or outside its hours, or None."""
+    availability = classroom_availability(classroom, now)
+    if availability.open:
+        return None
+    if availability.reason == "paused":
+        return TutorPaused(
+            _(
+                "Your teacher has paused the tutor for now (for example during a test). You can ask again when they open it."
+            )
+        )
+    return OutsideHours(opening_text(classroom, availability.opens_at), availability.opens_at)
+
+
+def _refuse_over_limits(*, student: User, classroom: Classroom, now: datetime) -> None:
+    """Raise the refusal for the first of the student's limits reached. Call inside the
+    transaction holding the student's row lock (question_ask)."""
+    refusal = availability_refusal(classroom, now)
+    if refusal is not None:
+        raise refusal
+    recent = Message.objects.filter(
+        conversation__student=student, sender=Message.Sender.STUDENT, created_at__gte=now - timedelta(minutes=1)
+    ).count()
+    if recent >= settings.TUTOR_MESSAGES_PER_MINUTE:
+        raise SlowDown(_("You are sending messages very fast. Wait a minute, then try again."))
+    allowance = student_allowance(student, classroom, now)
+    quotas = allowance["quotas"]
+    if not allowance["unanswered_left"]:
+        raise QuotaReached(
+            _(
+                "Your teacher is still reviewing your earlier questions (at most %(n)d unanswered at once in this "
+                "class). Wait for an answer first."
+            )
+            % {"n": quotas["unanswered"]}
+        )
+    if not allowance["day_left"]:
+        raise QuotaReached(
+            _("You have asked %(n)d questions today, the most this class allows. You can ask again tomorrow.")
+            % {"n": quotas["per_day"]}
+        )
+    if not allowance["hour_left"]:
+        local = timezone.localtime(allowance["hour_frees_at"], school_zone(classroom.school))
+        raise QuotaReached(
+            _(
+                "You have asked %(n)d questions in the last hour, the most this class allows. You can ask again at %(time)s."
+            )
+            % {"n": quotas["per_hour"], "time": date_format(local, "H:i")}
+        )
 
 
 class ReviewConflict(TutorError):
@@ -177,6 +265,10 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     message raises its alert and sends the school's supportive message in the same
     transaction (tutor.safeguarding.services.alert_raise), whether or not a drafting
     worker is up.
+
+    Refuses (TutorError, nothing saved) outside the class's opening hours, while its
+    teacher has paused it, and past its quotas per student; an urgent message is saved
+    all the same.
     """
     text = clean_text(text)
     client_id = clean_text(client_id)[:64]
@@ -194,17 +286,6 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     if not student_chat_is_open(conversation.classroom.school):
         raise ChatClosed(_("Your school has not opened the tutor to students yet. Ask your teacher."))
     student = conversation.student
-    now = timezone.now()
-    recent = Message.objects.filter(
-        conversation__student=student, sender=Message.Sender.STUDENT, created_at__gte=now - timedelta(minutes=1)
-    ).count()
-    if recent >= settings.TUTOR_MESSAGES_PER_MINUTE:
-        raise SlowDown(_("You are sending messages very fast. Wait a minute, then try again."))
-    waiting = Message.objects.filter(
-        conversation__student=student, sender=Message.Sender.TUTOR, status__in=PENDING_STATUSES
-    ).count()
-    if waiting >= settings.TUTOR_MAX_PENDING_PER_STUDENT:
-        raise SlowDown(_("Your teacher is still reviewing your earlier questions. Wait for an answer first."))
     class_waiting = Message.objects.filter(
         conversation__classroom_id=conversation.classroom_id,
         sender=Message.Sender.TUTOR,
@@ -216,6 +297,15 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
     assessment = safeguarding.assess_message(text, school_id=conversation.classroom.school_id)
     distressed = assessment.tier >= CONCERN
     with transaction.atomic():
+        # The student's row lock: two tabs asking at once take turns, and each sees the
+        # other's question when it counts the quotas.
+        list(User.objects.select_for_update().filter(pk=student.pk).values_list("pk", flat=True))
+        if assessment.tier < URGENT:
+            # An urgent message is always saved and raises its alert: a student in danger
+            # is never told to wait for the class's hours or quota.
+            # Read afresh: a socket's conversation may predate the teacher's pause.
+            classroom = Classroom.objects.select_related("school").get(pk=conversation.classroom_id)
+            _refuse_over_limits(student=student, classroom=classroom, now=timezone.now())
         opens = not conversation.messages.exists()
         version = _next_version(conversation.id)
         question = Message.objects.create(
@@ -237,7 +327,7 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
         if assessment.tier >= URGENT:
             safeguarding.alert_raise(question=question, reply=reply, assessment=assessment)
         if not conversation.title:
-            Conversation.objects.filter(pk=conversation.pk).update(title=text[:60])
+            Conversation.objects.filter(pk=conversation.pk).update(title=title_from(text))
         # The fast path: a pending question of the class with the same normal form is
         # answered together with this one, and this one needs no draft of its own.
         if not (reply.question_key and _join_same_text(reply)):

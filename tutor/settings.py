@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tutor.middleware.ContentSecurityPolicyMiddleware",
     "classrooms.middleware.UserLanguageMiddleware",
+    "classrooms.middleware.NotFoundPageMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -326,7 +327,12 @@ TUTOR_MODELS = read_models(TUTOR_MODEL)
 
 # Limits the product promises (and the tests check).
 TUTOR_MAX_MESSAGE_CHARS = 2000
-TUTOR_MAX_PENDING_PER_STUDENT = 3  # unanswered questions a student may have at once
+# A class's quotas per student: these are the defaults of a school's ceilings (the school
+# admin may lower or raise them up to TUTOR_QUOTA_HARD_MAX), under which teachers set theirs.
+TUTOR_MAX_PENDING_PER_STUDENT = 3  # unanswered questions a student may have at once in a class
+TUTOR_QUESTIONS_PER_HOUR = 30
+TUTOR_QUESTIONS_PER_DAY = 100
+TUTOR_QUOTA_HARD_MAX = {"per_hour": 500, "per_day": 2000, "unanswered": 50}
 TUTOR_MAX_PENDING_PER_CLASS = 200
 TUTOR_MESSAGES_PER_MINUTE = 10
 TUTOR_DRAFT_STUCK_SECONDS = int(env("TUTOR_DRAFT_STUCK_SECONDS", "300"))  # queued, but no worker took it

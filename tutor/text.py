@@ -52,3 +52,16 @@ def clean_text(text: str | None) -> str:
 
 def _trimmed(character: str) -> bool:
     return unicodedata.category(character) in _TRIMMED_CATEGORIES or character in _BLANK_CHARACTERS
+
+
+def title_from(text: str, limit: int = 60) -> str:
+    """A conversation's title from its first question: the first line, cut at the last
+    whole word within `limit` characters, with an ellipsis when something was cut (one
+    word longer than the limit is cut where it must be)."""
+    line = " ".join(text.split("\n", 1)[0].split())
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    if line[limit - 1] != " " and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-") + "…"

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from classrooms.selectors import (
     classroom_for_student,
+    classroom_has_teacher,
     classrooms_of_student,
     classrooms_reviewed_by,
     classrooms_taught_by,
@@ -48,7 +49,17 @@ def student_classes(request: HttpRequest) -> HttpResponse:
 def classroom_page(request: HttpRequest, classroom_id: int) -> HttpResponse:
     classroom = classroom_for_student(request.user, classroom_id)
     conversations = selectors.conversations_of_student(request.user, classroom.id)
-    return render(request, "tutor/classroom.html", {"classroom": classroom, "conversations": conversations})
+    closed = services.availability_refusal(classroom)  # paused, or outside the hours: when it opens
+    return render(
+        request,
+        "tutor/classroom.html",
+        {
+            "classroom": classroom,
+            "conversations": conversations,
+            "closed": closed and closed.message,
+            "no_teacher": not classroom_has_teacher(classroom),
+        },
+    )
 
 
 @login_required
@@ -64,6 +75,7 @@ def conversation_new(request: HttpRequest, classroom_id: int) -> HttpResponse:
 def conversation_page(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = selectors.conversation_for_student(request.user, conversation_id)
     history = selectors.messages_for_student(conversation)
+    closed = services.availability_refusal(conversation.classroom)
     return render(
         request,
         "tutor/conversation.html",
@@ -73,6 +85,9 @@ def conversation_page(request: HttpRequest, conversation_id: int) -> HttpRespons
             "version": conversation.version,
             "decline_notice": selectors.decline_notice(),
             "max_chars": services.settings.TUTOR_MAX_MESSAGE_CHARS,
+            "closed": closed and closed.message,  # paused, or outside the hours: when it opens
+            "allowance": selectors.student_allowance(request.user, conversation.classroom),
+            "no_teacher": not classroom_has_teacher(conversation.classroom),
         },
     )
 

@@ -12,8 +12,12 @@ def classrooms_nav(context: template.Context) -> dict:
     user = context.get("user")
     signed_in = bool(user and user.is_authenticated)
     teaches = signed_in and user.is_active and selectors.classrooms_taught_by(user).exists()
+    request = context.get("request")
+    current = getattr(getattr(request, "resolver_match", None), "url_name", "")
     return {
         "signed_in": signed_in,
+        "reviews": signed_in and user.is_active and selectors.classrooms_reviewed_by(user).exists(),
+        "current": current,
         "is_school_admin": signed_in and selectors.is_school_admin(user),
         "teaches": teaches,
         "may_join": signed_in

@@ -10,6 +10,7 @@
   const form = document.getElementById("composer");
   const input = document.getElementById("question");
   const errorBox = document.getElementById("composer-error");
+  const allowance = document.getElementById("allowance");
   const status = document.getElementById("connection");
   const counter = document.getElementById("counter");
   const jump = document.getElementById("jump");
@@ -110,9 +111,19 @@
   }
 
   // The server names a conversation after its first question: show that name at once.
+  // As tutor.text.title_from: the first line, cut at a whole word, with an ellipsis.
+  function titleFrom(text, limit) {
+    limit = limit || 60;
+    const line = text.split("\n")[0].split(/\s+/).filter(Boolean).join(" ");
+    if (line.length <= limit) return line;
+    let cut = line.slice(0, limit - 1);
+    if (line[limit - 1] !== " " && cut.includes(" ")) cut = cut.slice(0, cut.lastIndexOf(" "));
+    return cut.replace(/[ ,;:.-]+$/, "") + "…";
+  }
+
   function nameConversation(text) {
     delete chat.dataset.untitled;
-    const title = text.slice(0, 60);
+    const title = titleFrom(text);
     const h1 = chat.querySelector(".chat-title");
     document.title = document.title.replace(h1.textContent, title);
     h1.textContent = title;
@@ -220,6 +231,10 @@
         frame.messages.forEach(render);
         version = Math.max(version, frame.version || 0);
         if (frame.wait) showWaits(frame.wait);
+      } else if (frame.type === "allowance") {
+        if (allowance) {
+          allowance.textContent = t.textAllowance.replace("%(hour)s", frame.hour_left).replace("%(day)s", frame.day_left);
+        }
       } else if (frame.type === "wait") {
         showWaits(frame.wait || []);
       } else if (frame.type === "error") {

@@ -155,8 +155,13 @@
     card.querySelectorAll("form").forEach(function (form) {
       form.addEventListener("submit", function (event) { event.preventDefault(); act(card, form); });
     });
-    card.querySelector("textarea.draft").addEventListener("input", function () {
+    card.querySelector("textarea.draft").addEventListener("input", function (event) {
       card.dataset.edited = "1";
+      // The badge counts the teacher's text at once; the checks' answer then confirms it.
+      const n = event.target.value.trim().split(/\s+/).filter(Boolean).length;
+      const words = card.querySelector(".words");
+      words.hidden = !n;
+      if (n) words.textContent = plural("textWords", n);
       checkEdit(card);
       showToAll(card);
     });
@@ -642,6 +647,15 @@
       i = key === "j" ? Math.min(all.length - 1, i + 1) : Math.max(0, i - 1);
       all[i].focus();
       all[i].scrollIntoView({ block: "nearest", behavior: "smooth" });
+      return;
+    }
+    if (!card && key === "a") {
+      // Nothing selected: select the first draft and say so, rather than approve one unseen.
+      const first = cards.querySelector(".card.review[data-id]");
+      event.preventDefault();
+      const hint = document.getElementById("keys-hint");
+      if (hint) hint.textContent = first ? t.textSelectedFirst : t.textNoDraft;
+      if (first) { first.focus(); first.scrollIntoView({ block: "nearest" }); }
       return;
     }
     if (!card) return;

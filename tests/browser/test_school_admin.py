@@ -68,3 +68,30 @@ def test_school_admin_creates_a_class_imports_a_roster_and_prints_login_cards(se
     page.emulate_media(media="print")
     page.screenshot(path=str(me.screenshot_dir / "admin-login-cards-print.png"), full_page=True)
     page.emulate_media(media="screen")
+
+
+def test_wide_and_narrow_pages_fit_their_window(session, school_admin, teacher, classroom):
+    """A hidden "Role" label made the admin class page 1,444 px wide in a 1,280 px window;
+    the French teacher header hid "Se déconnecter" off a 390 px phone; A with no draft
+    selected did nothing."""
+    me = session("admin")
+    me.sign_in("schooladmin")
+    me.page.goto(reverse("school_class", args=[classroom.id]))
+    assert me.page.evaluate("document.documentElement.scrollWidth") <= 1280
+    me.page.get_by_role("link", name="The class's tutor settings, quotas and opening hours").click()
+    expect(me.page.get_by_role("heading", name="Quotas and opening hours")).to_be_visible()
+
+    teacher.language = "fr"
+    teacher.save(update_fields=["language"])
+    phone = session("teacher", locale="fr-FR")
+    phone.page.set_viewport_size({"width": 390, "height": 800})
+    phone.sign_in("teacher")
+    phone.page.goto(reverse("teach_home"))
+    sign_out = phone.page.get_by_role("button", name="Se déconnecter")
+    box = sign_out.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    assert phone.page.evaluate("document.documentElement.scrollWidth") <= 390
+    expect(phone.page.get_by_role("link", name="File de relecture")).to_be_visible()
+    phone.page.goto(reverse("review_queue"))
+    phone.page.keyboard.press("a")
+    expect(phone.page.locator("#keys-hint")).to_contain_text("Aucun brouillon")
