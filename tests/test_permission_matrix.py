@@ -278,29 +278,29 @@ MATRIX = {
     ],
     # Teachers: their class's course material
     "teach_material": [
-        row("GET", "own class", "302 404 404 404 200 404 404 404 404 404"),
-        row("GET", "other class", "302 404 404 404 404 200 404 404 404 404"),
-        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
-        row("POST", "own class", "302 404 404 404 302 404 404 404 404 404", material_file),
-        row("POST", "other school's class", "302 404 404 404 404 404 404 404 404 404", material_file),
+        row("GET", "own class", "302 404 404 404 200 404 404 200 404 404"),
+        row("GET", "other class", "302 404 404 404 404 200 404 200 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 200 404"),
+        row("POST", "own class", "302 404 404 404 302 404 404 302 404 404", material_file),
+        row("POST", "other school's class", "302 404 404 404 404 404 404 404 302 404", material_file),
     ],
     "teach_material_status": [
-        row("GET", "own class", "302 404 404 404 200 404 404 404 404 404"),
-        row("GET", "other school's class", "302 404 404 404 404 404 404 404 404 404"),
+        row("GET", "own class", "302 404 404 404 200 404 404 200 404 404"),
+        row("GET", "other school's class", "302 404 404 404 404 404 404 404 200 404"),
     ],
     "teach_material_rename": [
-        row("POST", "own class's document", "302 404 404 404 302 404 404 404 404 404", lambda w: {"name": "Ch. 5"}),
-        row("POST", "other class's document", "302 404 404 404 404 302 404 404 404 404", lambda w: {"name": "Ch. 5"}),
+        row("POST", "own class's document", "302 404 404 404 302 404 404 302 404 404", lambda w: {"name": "Ch. 5"}),
+        row("POST", "other class's document", "302 404 404 404 404 302 404 302 404 404", lambda w: {"name": "Ch. 5"}),
         row("POST", "other class's document, own class", "302 404 404 404 404 404 404 404 404 404"),
         row("GET", "own class's document", "302 405 405 405 405 405 405 405 405 405"),
     ],
     "teach_material_replace": [
-        row("POST", "own class's document", "302 404 404 404 302 404 404 404 404 404", material_file),
+        row("POST", "own class's document", "302 404 404 404 302 404 404 302 404 404", material_file),
         row("POST", "other class's document, own class", "302 404 404 404 404 404 404 404 404 404", material_file),
     ],
     "teach_material_delete": [
-        row("POST", "own class's document", "302 404 404 404 302 404 404 404 404 404"),
-        row("POST", "other class's document", "302 404 404 404 404 302 404 404 404 404"),
+        row("POST", "own class's document", "302 404 404 404 302 404 404 302 404 404"),
+        row("POST", "other class's document", "302 404 404 404 404 302 404 302 404 404"),
         row("POST", "other class's document, own class", "302 404 404 404 404 404 404 404 404 404"),
     ],
     # School admins: their own school only
