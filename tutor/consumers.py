@@ -274,7 +274,7 @@ class ChatConsumer(JsonSocket):
         except services.TutorError as exc:
             return await self.send_error(exc.code, exc.message, client_id=client_id)
         await self.send_changes(self.sent_version)
-        left = await _db(selectors.student_allowance, self.user, self.conversation.classroom)
+        left = await _db(lambda: selectors.student_allowance(self.user, self.conversation.classroom))
         await self.send_json({"type": "allowance", "hour_left": left["hour_left"], "day_left": left["day_left"]})
 
     async def conversation_changed(self, event: dict) -> None:

@@ -176,3 +176,20 @@ def test_a_school_admin_sets_the_ceilings(school_admin, school, as_user):
     school.refresh_from_db()
     assert (school.ceiling_per_hour, school.ceiling_per_day, school.ceiling_unanswered) == (12, 50, 4)
     assert school.time_zone == "America/Montreal"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_socket_tells_the_student_what_is_left_after_each_question(student, classroom):
+    from asgiref.sync import sync_to_async
+
+    from tests.tutor.helpers import socket
+
+    await sync_to_async(set_quotas)(classroom, questions_per_hour=5, questions_per_day=9)
+    conversation = await sync_to_async(services.conversation_start)(student=student, classroom=classroom)
+    chat = await socket(f"/ws/chat/{conversation.id}/", student)
+    assert (await chat.connect())[0]
+    await chat.send_json_to({"type": "ask", "text": "What is a fraction?", "client_id": "c-1"})
+    while (frame := await chat.receive_json_from(timeout=5))["type"] != "allowance":
+        pass
+    assert (frame["hour_left"], frame["day_left"]) == (4, 8)
+    await chat.disconnect()
