@@ -60,7 +60,6 @@ from tests.tutor.pdf_files import text_pdf  # noqa: E402
 
 def world():
     from classrooms.models import Classroom, Membership, School, User
-
     from tests.conftest import open_to_students
 
     school = School.objects.create(name="Bench school")
