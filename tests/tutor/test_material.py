@@ -146,8 +146,9 @@ def test_a_question_gets_its_own_class_passages_only_and_the_card_shows_them(
     assert "OTHER-CLASS-CANARY" not in prompt
 
     card = reviewer_view(reply)
-    assert {"document": "Chapter 4", "where": "p. 2"}.items() <= card["sources"][0].items()
-    assert "stomata" in card["sources"][0]["excerpt"]
+    assert any(
+        s["document"] == "Chapter 4" and s["where"] == "p. 2" and "stomata" in s["excerpt"] for s in card["sources"]
+    ), card["sources"]
 
     stranger = run_drafting(ask(stranger_student, other_classroom, "How does carbon dioxide get into a leaf?"), model)
     other_prompt = "\n".join(m["content"] for m in model.prompts[1])
