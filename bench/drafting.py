@@ -19,6 +19,11 @@ engine) and "targets" (issue 11's ratios, each met or missed).
 
 --peer llama-server needs the binary that bench/build_llama_server.sh builds (cached in
 /work/cache/llama-server, or LLAMA_SERVER=path); without it the run says so and stops.
+A full --peer run (128 new tokens, 2 rounds, fidelity, fresh worker) takes ~6 min on a
+quiet 2-core machine. On a shared one, llama.cpp's threads wait for each other at every
+operation, and one taken core drops its 2-thread speed several times over (single draft
+0.8-9 tok/s at 2 threads, ~40 at 1, seen here at load average 5-10): then compare both
+engines at --threads 1 (and --no-fidelity --no-worker keep a run near 4 min).
 """
 
 from __future__ import annotations
