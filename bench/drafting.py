@@ -19,6 +19,11 @@ engine) and "targets" (issue 11's ratios, each met or missed).
 
 --peer llama-server needs the binary that bench/build_llama_server.sh builds (cached in
 /work/cache/llama-server, or LLAMA_SERVER=path); without it the run says so and stops.
+A full --peer run (128 new tokens, 2 rounds, fidelity, fresh worker) takes ~6 min on a
+quiet 2-core machine. On a shared one, llama.cpp's threads wait for each other at every
+operation, and one taken core drops its 2-thread speed several times over (single draft
+0.8-9 tok/s at 2 threads, ~40 at 1, seen here at load average 5-10): then compare both
+engines at --threads 1 (and --no-fidelity --no-worker keep a run near 4 min).
 """
 
 from __future__ import annotations
@@ -93,7 +98,18 @@ def note(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def run_concurrent(engine, n: int, new_tokens: int, offset: int = 0):
+def prompt(i: int, tag: int | None = None) -> list[dict]:
+    """PROMPTS[i]; with a tag, its last question is numbered ("Question 7: ..."): a new
+    question after the same class instructions, as in a class, so that a server's prompt
+    cache reuses the shared start of the prompt but cannot answer a repeated prompt whole."""
+    messages = PROMPTS[i % len(PROMPTS)]
+    if tag is None:
+        return messages
+    *head, last = messages
+    return [*head, dict(last, content=f"Question {tag}: {last['content']}")]
+
+
+def run_concurrent(engine, n: int, new_tokens: int, offset: int = 0, tag_base: int | None = None):
     from inference.engine import DraftJob
 
     drafts: list = [None] * n
@@ -103,7 +119,9 @@ def run_concurrent(engine, n: int, new_tokens: int, offset: int = 0):
         barrier.wait()
         drafts[i] = engine.draft(
             DraftJob(
-                messages=PROMPTS[(offset + i) % len(PROMPTS)], max_new_tokens=new_tokens, fairness_key=f"student-{i}"
+                messages=prompt(offset + i, None if tag_base is None else tag_base + i),
+                max_new_tokens=new_tokens,
+                fairness_key=f"student-{i}",
             )
         )
 
@@ -250,14 +268,17 @@ def load_avg() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def measure(engine, levels: list[int], new_tokens: int, n_alone: int) -> dict:
-    """The figures every backend gets: drafts alone, then at each concurrency level."""
+def measure(engine, levels: list[int], new_tokens: int, n_alone: int, tag_base: int | None = None) -> dict:
+    """The figures every backend gets: drafts alone, then at each concurrency level.
+    tag_base: number the questions from there (see prompt()); a concurrent draft i < n_alone
+    asks what alone draft i asked (batched equals alone), the others are new."""
     from inference.engine import DraftJob
 
     engine.draft(DraftJob(messages=PROMPTS[0], max_new_tokens=4))  # warm-up
     load_before = load_avg()
     # Alone: prompts one after the other (also the single-stream figure).
-    alone = [engine.draft(DraftJob(messages=PROMPTS[i], max_new_tokens=new_tokens)) for i in range(n_alone)]
+    tag = (lambda i: None) if tag_base is None else (lambda i: tag_base + i)
+    alone = [engine.draft(DraftJob(messages=prompt(i, tag(i)), max_new_tokens=new_tokens)) for i in range(n_alone)]
     decode_rates = [
         (d.new_tokens - 1) / (d.seconds - d.first_token_s)
         for d in alone
@@ -274,7 +295,7 @@ def measure(engine, levels: list[int], new_tokens: int, n_alone: int) -> dict:
     }
     note(f"{engine.model_name}: single draft {figures['single_tps']:.1f} tok/s")
     for n in levels:
-        drafts, wall = run_concurrent(engine, n, new_tokens)
+        drafts, wall = run_concurrent(engine, n, new_tokens, tag_base=tag_base)
         total = sum(d.new_tokens for d in drafts)
         ttft = [d.first_token_s * 1e3 for d in drafts if d.first_token_s is not None]
         figures["levels"][n] = {
@@ -523,41 +544,53 @@ async def _bare_round(client, bodies: list[dict]) -> tuple[float, list[float], i
     return tokens / wall, [f for f, _ in results if f is not None], tokens
 
 
-def bare_round(engine, n: int, new_tokens: int) -> tuple[float, list[float], int]:
+def bare_round(engine, n: int, new_tokens: int, tag_base: int) -> tuple[float, list[float], int]:
     """n concurrent streams from a bare client (plain httpx2 streaming, one event loop, no
-    engine) to the OpenAI backend's server, sending the very requests the backend sends."""
+    engine) to the OpenAI backend's server, sending the very requests the backend sends
+    for the same prompts."""
     import asyncio
 
     import httpx2
 
-    bodies = [engine._body(PROMPTS[i % len(PROMPTS)], new_tokens) for i in range(n)]
+    bodies = [engine._body(prompt(i, tag_base + i), new_tokens) for i in range(n)]
+    openers = [engine._body(prompt(i, tag_base + 500 + i), 2) for i in range(n)]
 
     async def go() -> tuple[float, list[float], int]:
         limits = httpx2.Limits(max_connections=n + 2, max_keepalive_connections=n)
         async with httpx2.AsyncClient(base_url=engine.base_url + "/", timeout=600, limits=limits) as client:
-            await _bare_round(client, [dict(b, max_tokens=2) for b in bodies])  # open the connections
+            await _bare_round(client, openers)  # open the connections (other questions: nothing cached)
             return await _bare_round(client, bodies)
 
     return asyncio.run(go())
 
 
-def backend_overhead(peer_runs: list[dict], bare: list[tuple[float, list[float], int]]) -> dict:
-    """The OpenAI backend's 16-concurrent rounds against the bare client's, alternated."""
+def backend_round(engine, n: int, new_tokens: int, tag_base: int) -> tuple[float, list[float], int]:
+    """The same as bare_round, through the OpenAI backend (Engine.draft from n threads)."""
+    drafts, wall = run_concurrent(engine, n, new_tokens, tag_base=tag_base)
+    tokens = sum(d.new_tokens for d in drafts)
+    return tokens / wall, [d.first_token_s * 1e3 for d in drafts if d.first_token_s is not None], tokens
+
+
+def backend_overhead(
+    through_backend: list[tuple[float, list[float], int]], bare: list[tuple[float, list[float], int]]
+) -> dict:
+    """The OpenAI backend's 16-concurrent rounds against the bare client's, alternated,
+    each on new questions (the server's cache holds the class instructions only)."""
     import httpx2
 
     bare_tps = statistics.median(r[0] for r in bare)
-    backend_tps = statistics.median(r["levels"][16]["tps"] for r in peer_runs)
+    backend_tps = statistics.median(r[0] for r in through_backend)
     return {
         "concurrency": 16,
         "rounds": len(bare),
         "bare_tps": round(bare_tps, 2),
         "backend_tps": round(backend_tps, 2),
         "bare_tps_rounds": [round(r[0], 2) for r in bare],
-        "backend_tps_rounds": [round(r["levels"][16]["tps"], 2) for r in peer_runs],
+        "backend_tps_rounds": [round(r[0], 2) for r in through_backend],
         "bare_ttft_ms_p95": round(statistics.median(percentile(r[1], 0.95, digits=None) for r in bare)),
-        "backend_ttft_ms_p95": round(statistics.median(r["levels"][16]["ttft95"] for r in peer_runs)),
+        "backend_ttft_ms_p95": round(statistics.median(percentile(r[1], 0.95, digits=None) for r in through_backend)),
         "bare_tokens_rounds": [r[2] for r in bare],
-        "backend_tokens_rounds": [r["levels"][16]["tokens"] for r in peer_runs],
+        "backend_tokens_rounds": [r[2] for r in through_backend],
         "overhead": round(1 - backend_tps / bare_tps, 4),
         "client": f"httpx2 {httpx2.__version__} AsyncClient, streaming, one event loop, the backend's own request bodies",
     }
@@ -676,7 +709,9 @@ def main() -> None:
     started = time.perf_counter()
     engine = engine_for_config(config)
     rows.append(("load in this process", f"{time.perf_counter() - started:.1f} s", "from the cache, or connect"))
-    runs = [measure(engine, levels, new, n_alone)]
+    # --peer: every round asks new questions (numbered from 100 * round), after the same
+    # class instructions, of both engines alike.
+    runs = [measure(engine, levels, new, n_alone, tag_base=100 if args.peer else None)]
     extras: dict = {}
 
     # The peer: rounds alternated with this engine's (each round: this engine, then the
@@ -688,16 +723,22 @@ def main() -> None:
         with LlamaServer(binary, gguf, threads or os.cpu_count() or 1) as server:
             peer_how = f"{server.version}, {' '.join(server.args[1:])}"
             peer_engine = engine_for_config(openai_config(server.url, server.alias, max(levels + [16]), new))
-            peer_runs, bare = [], []
+            peer_runs, bare, through_backend = [], [], []
             for r in range(rounds):
+                base = 100 * (r + 1)
                 if r:
-                    runs.append(measure(engine, levels, new, n_alone))
+                    runs.append(measure(engine, levels, new, n_alone, tag_base=base))
+                peer_runs.append(measure(peer_engine, levels, new, n_alone, tag_base=base))
+                # The overhead: the backend and the bare client, in turn first, on new questions.
                 if r % 2:
-                    bare.append(bare_round(peer_engine, 16, new))
-                peer_runs.append(measure(peer_engine, levels, new, n_alone))
+                    bare.append(bare_round(peer_engine, 16, new, 10_000 + base))
+                through_backend.append(backend_round(peer_engine, 16, new, 20_000 + base))
                 if not r % 2:
-                    bare.append(bare_round(peer_engine, 16, new))
-                note(f"round {r + 1}/{rounds}: bare client at 16: {bare[-1][0]:.1f} tok/s")
+                    bare.append(bare_round(peer_engine, 16, new, 10_000 + base))
+                note(
+                    f"round {r + 1}/{rounds} at 16: bare client {bare[-1][0]:.1f} tok/s, "
+                    f"backend {through_backend[-1][0]:.1f} tok/s"
+                )
             peer_engine.close()
         peer_figures = combine(peer_runs)
         peer = summary(
@@ -709,7 +750,7 @@ def main() -> None:
             new_tokens=new,
             quick=args.quick,
         )
-        overhead = backend_overhead(peer_runs, bare)
+        overhead = backend_overhead(through_backend, bare)
     else:
         runs += [measure(engine, levels, new, n_alone) for _ in range(rounds - 1)]
     figures = combine(runs)
