@@ -904,16 +904,21 @@ def tutor_settings_update(*, actor: User, classroom: Classroom, **values) -> Cla
     unknown = set(values) - set(TUTOR_SETTINGS_FIELDS)
     if unknown:
         raise ValueError(f"not tutor settings: {sorted(unknown)}")
+    return _classroom_fields_save(actor=actor, classroom=classroom, fields=values, action="class.tutor_settings")
+
+
+def _classroom_fields_save(*, actor: User, classroom: Classroom, fields: dict, action: str) -> Classroom:
+    """Save the fields that changed, with one audit line naming them; nothing when none did."""
     with transaction.atomic():
-        changed = [name for name, value in values.items() if getattr(classroom, name) != value]
+        changed = [name for name, value in fields.items() if getattr(classroom, name) != value]
         if not changed:
             return classroom
         for name in changed:
-            setattr(classroom, name, values[name])
+            setattr(classroom, name, fields[name])
         classroom.save(update_fields=changed)
         audit_record(
             actor=actor,
-            action="class.tutor_settings",
+            action=action,
             school=classroom.school,
             target=classroom.name,
             details={"classroom": classroom.id, "changed": changed},
@@ -987,21 +992,7 @@ def classroom_limits_set(
         "max_unanswered": unanswered,
         "opening_hours": opening_hours,
     }
-    with transaction.atomic():
-        changed = [name for name, value in fields.items() if getattr(classroom, name) != value]
-        if not changed:
-            return classroom
-        for name in changed:
-            setattr(classroom, name, fields[name])
-        classroom.save(update_fields=changed)
-        audit_record(
-            actor=actor,
-            action="class.limits",
-            school=classroom.school,
-            target=classroom.name,
-            details={"classroom": classroom.id, "changed": changed},
-        )
-    return classroom
+    return _classroom_fields_save(actor=actor, classroom=classroom, fields=fields, action="class.limits")
 
 
 def classroom_pause_set(*, actor: User, classroom: Classroom, paused: bool) -> bool:

@@ -316,26 +316,7 @@ def school_class_accounts(request: HttpRequest, classroom_id: int) -> HttpRespon
 def school_class_passwords(request: HttpRequest, classroom_id: int) -> HttpResponse:
     """New passwords for the whole class, after a confirmation page; the sheet of cards follows."""
     classroom = selectors.classroom_for_school_admin(request.user, classroom_id)
-    if request.method == "POST":
-        try:
-            cards = services.class_passwords_reset(actor=request.user, classroom=classroom)
-        except services.ActionRefused as exc:
-            _refused(request, exc)
-            return redirect("school_class", classroom_id=classroom.id)
-        return _cards_page(
-            request,
-            cards,
-            title=_("Login cards: %(classroom)s") % {"classroom": classroom.name},
-            note=ngettext(
-                "A new password for %(n)d student. Print this page now: the password is not shown again.",
-                "New passwords for %(n)d students. Print this page now: the passwords are not shown again.",
-                len(cards),
-            )
-            % {"n": len(cards)},
-            back_url=reverse("school_class", args=[classroom.id]),
-        )
-    count = selectors.students_of(classroom).count()
-    return render(request, "classrooms/school_passwords_confirm.html", {"classroom": classroom, "count": count})
+    return _class_passwords(request, classroom, back="school_class", confirm="classrooms/school_passwords_confirm.html")
 
 
 # School admin: people
@@ -839,12 +820,18 @@ def teach_class_passwords(request: HttpRequest, classroom_id: int) -> HttpRespon
     """A teacher's own class (or its school admin): new passwords for its students after a
     confirmation page, then the sheet of login cards, as the login page promises."""
     classroom = selectors.classroom_for_teacher(request.user, classroom_id)
+    return _class_passwords(request, classroom, back="teach_class", confirm="classrooms/teach_passwords_confirm.html")
+
+
+def _class_passwords(request: HttpRequest, classroom: Classroom, *, back: str, confirm: str) -> HttpResponse:
+    """The confirmation page (GET), or new passwords for the class's students and their cards
+    (POST); `back` names the page to return to."""
     if request.method == "POST":
         try:
             cards = services.class_passwords_reset(actor=request.user, classroom=classroom)
         except services.ActionRefused as exc:
             _refused(request, exc)
-            return redirect("teach_class", classroom_id=classroom.id)
+            return redirect(back, classroom_id=classroom.id)
         return _cards_page(
             request,
             cards,
@@ -855,14 +842,10 @@ def teach_class_passwords(request: HttpRequest, classroom_id: int) -> HttpRespon
                 len(cards),
             )
             % {"n": len(cards)},
-            back_url=reverse("teach_class", args=[classroom.id]),
+            back_url=reverse(back, args=[classroom.id]),
         )
     count = selectors.students_of(classroom).count()
-    return render(
-        request,
-        "classrooms/teach_passwords_confirm.html",
-        {"classroom": classroom, "count": count},
-    )
+    return render(request, confirm, {"classroom": classroom, "count": count})
 
 
 @login_required
