@@ -10,14 +10,14 @@ import pytest
 
 from inference.engine import DraftJob, engine_for_config
 from inference.finetune import FinetuneError, FinetuneSettings, finetune
-from tests.inference.tiny_model import texts_of, tiny_llama, write_pairs
+from tests.inference.tiny_models import build_model, write_pairs
 
 QUICK = FinetuneSettings(max_steps=2, batch_size=2, max_length=128)
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    return tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama", texts_of(12))
+    return build_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", "llama")
 
 
 def _visible(out):

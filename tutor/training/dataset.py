@@ -38,6 +38,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, School, User
+from tutor.grouping import edit_distance
 from tutor.models import Message
 from tutor.prompts import build_prompt
 from tutor.safeguarding.services import deidentify
@@ -74,14 +75,7 @@ def normal_words(text: str) -> list[str]:
 
 def word_edit_distance(a: str, b: str) -> int:
     """Levenshtein distance between the texts' words (normal_words)."""
-    x, y = normal_words(a), normal_words(b)
-    previous = list(range(len(y) + 1))
-    for i, wx in enumerate(x, 1):
-        current = [i]
-        for j, wy in enumerate(y, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (wx != wy)))
-        previous = current
-    return previous[-1]
+    return edit_distance(normal_words(a), normal_words(b))
 
 
 def word_edit_ratio(a: str, b: str) -> float:
