@@ -147,19 +147,25 @@ def group_questions(texts: Sequence[str], *, embed: Embed | None, threshold: flo
 _WORD = re.compile(r"\w+")
 
 
+def edit_distance(a: Sequence, b: Sequence) -> int:
+    """Levenshtein distance between two sequences (of letters, of words): how many items
+    added, dropped or changed turn a into b."""
+    previous = list(range(len(b) + 1))
+    for i, xa in enumerate(a, 1):
+        current = [i]
+        for j, xb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (xa != xb)))
+        previous = current
+    return previous[-1]
+
+
 def _within_a_typo(a: str, b: str) -> bool:
     """True when b is a at most one slip away (two for longer words): a letter added,
     dropped, swapped or changed."""
     limit = 1 if max(len(a), len(b)) <= 5 else 2
     if abs(len(a) - len(b)) > limit:
         return False
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1] <= limit
+    return edit_distance(a, b) <= limit
 
 
 def adds_own_words(draft: str, final: str) -> bool:

@@ -263,8 +263,25 @@ for _entry in CELERY_BEAT_SCHEDULE.values():
 # (`celery -A tutor worker -Q tutor-training --pool solo`), never by a drafting worker.
 CELERY_TRAINING_QUEUE = env("CELERY_TRAINING_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-training")
 TUTOR_TRAINING_DIR = env("TUTOR_TRAINING_DIR", str(VAR_DIR / "training"))
+# Off by default. TUTOR_TRAINING_NIGHTLY=2: at 02:00 (TIME_ZONE) beat sends one task to the
+# training queue that fine-tunes every consenting school in turn, all of them within
+# TUTOR_TRAINING_MAX_MINUTES (inference.training.finetune_consenting_schools).
+TUTOR_TRAINING_NIGHTLY = env("TUTOR_TRAINING_NIGHTLY", "")
+TUTOR_TRAINING_MAX_MINUTES = float(env("TUTOR_TRAINING_MAX_MINUTES", "120"))
+if TUTOR_TRAINING_NIGHTLY:
+    from celery.schedules import crontab
+
+    if not TUTOR_TRAINING_NIGHTLY.isdigit() or int(TUTOR_TRAINING_NIGHTLY) > 23:
+        raise ImproperlyConfigured("TUTOR_TRAINING_NIGHTLY is the hour of the nightly fine-tune, 0 to 23.")
+    CELERY_BEAT_SCHEDULE["nightly-fine-tunes"] = {
+        "task": "inference.finetune_consenting_schools",
+        "schedule": crontab(hour=int(TUTOR_TRAINING_NIGHTLY), minute=0),
+        "kwargs": {"max_minutes": TUTOR_TRAINING_MAX_MINUTES},
+        "options": {"queue": CELERY_TRAINING_QUEUE},
+    }
 CELERY_TASK_ROUTES = {
     "inference.finetune_school_model": {"queue": CELERY_TRAINING_QUEUE},
+    "inference.finetune_consenting_schools": {"queue": CELERY_TRAINING_QUEUE},
     "inference.requeue_stuck_drafts": {"queue": CELERY_HOUSEKEEPING_QUEUE},
     "tutor.delete_expired_conversations": {"queue": CELERY_HOUSEKEEPING_QUEUE},
     # Course material is read by the housekeeping worker (no model; the small embedder).

@@ -9,11 +9,11 @@ import json
 from django.core.management import call_command
 
 from inference.finetune import FinetuneSettings, finetune
-from tests.inference.tiny_model import texts_of, tiny_llama, write_pairs
+from tests.inference.tiny_models import build_model, write_pairs
 
 
 def test_the_evaluation_compares_base_and_fine_tuned_on_the_held_out_rows(tmp_path):
-    base = tiny_llama(tmp_path / "tiny-llama", texts_of(12))
+    base = build_model(tmp_path / "tiny-llama", "llama")
     data = write_pairs(tmp_path / "export", 10)
     result = finetune(
         dataset=data,

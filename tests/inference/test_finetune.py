@@ -10,14 +10,14 @@ import pytest
 
 from inference.engine import DraftJob, engine_for_config
 from inference.finetune import FinetuneError, FinetuneSettings, finetune
-from tests.inference.tiny_model import texts_of, tiny_llama, write_pairs
+from tests.inference.tiny_models import build_model, write_pairs
 
 QUICK = FinetuneSettings(max_steps=2, batch_size=2, max_length=128)
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    return tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama", texts_of(12))
+    return build_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", "llama")
 
 
 def _visible(out):
@@ -125,3 +125,48 @@ def test_the_training_task_goes_to_its_own_queue(settings):
     from tutor.celery import app
 
     assert app.amqp.router.route({}, "inference.finetune_school_model")["queue"].name == settings.CELERY_TRAINING_QUEUE
+
+
+def _settings_module(monkeypatch, **environ):
+    """tutor/settings.py read afresh under `environ` (Django's own settings untouched)."""
+    import importlib.util
+
+    import tutor.settings
+
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location("settings_under_test", tutor.settings.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_nightly_fine_tune_is_scheduled_only_when_set_and_on_the_training_queue(monkeypatch):
+    from tutor.celery import app
+
+    monkeypatch.delenv("TUTOR_TRAINING_NIGHTLY", raising=False)
+    off = _settings_module(monkeypatch)
+    assert "inference.finetune_consenting_schools" not in {e["task"] for e in off.CELERY_BEAT_SCHEDULE.values()}
+    on = _settings_module(monkeypatch, TUTOR_TRAINING_NIGHTLY="2", TUTOR_TRAINING_MAX_MINUTES="90")
+    entry = on.CELERY_BEAT_SCHEDULE["nightly-fine-tunes"]
+    assert entry["task"] == "inference.finetune_consenting_schools" and entry["schedule"].hour == {2}
+    assert entry["options"]["queue"] == on.CELERY_TRAINING_QUEUE != on.CELERY_HOUSEKEEPING_QUEUE
+    assert entry["kwargs"] == {"max_minutes": 90.0}
+    route = app.amqp.router.route({}, "inference.finetune_consenting_schools")  # sent by hand, the same queue
+    assert route["queue"].name == on.CELERY_TRAINING_QUEUE
+    with pytest.raises(Exception, match="hour of the nightly fine-tune, 0 to 23"):
+        _settings_module(monkeypatch, TUTOR_TRAINING_NIGHTLY="2am")
+
+
+def test_the_nightly_run_takes_only_consenting_schools_within_the_cap(school, other_school, settings, tmp_path):
+    from inference.training import finetune_consenting_schools
+
+    settings.TUTOR_TRAINING_DIR = str(tmp_path)
+    school.training_consent = True
+    school.save()
+    runs = finetune_consenting_schools(max_minutes=60)
+    assert list(runs) == [school.pk]  # the other school did not agree: not even tried
+    assert "error" in runs[school.pk] and "skipped" not in runs[school.pk]["error"]  # nothing decided yet
+    assert finetune_consenting_schools(max_minutes=1) == {
+        school.pk: {"error": "skipped: the night's time cap is spent"}
+    }

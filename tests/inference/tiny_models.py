@@ -4,6 +4,7 @@ and a real chat template. Real transformers code paths, meaningless text."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 CHATML = (
@@ -100,4 +101,27 @@ def build_model(folder: Path, arch: str, tied: bool = False) -> Path:
         for name in SPECIALS if not tied else ():
             model.get_output_embeddings().weight[tok.convert_tokens_to_ids(name)] = 0.0
     model.save_pretrained(folder)
+    return folder
+
+
+def write_pairs(folder: Path, n: int) -> Path:
+    """An export folder (tutor/training/dataset.py's format) of n preference pairs: the
+    teacher's Socratic edit chosen, the model's direct answer rejected."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        prompt = [
+            {"role": "system", "content": "You are a patient tutor."},
+            {"role": "user", "content": f"What is {i} plus {i}?"},
+        ]
+        rows.append(
+            {
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": f"What do you get if you count {i} more from {i}?"}],
+                "rejected": [{"role": "assistant", "content": f"It is {2 * i}."}],
+                "day": "2026-11-01",
+                "model": "local",
+            }
+        )
+    (folder / "dpo.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder

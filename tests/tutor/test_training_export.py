@@ -13,10 +13,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from classrooms.models import AuditEntry, School
+from classrooms.models import AuditEntry, Classroom, School
 from tests.tutor.helpers import ask, draft
 from tutor import services
 from tutor.models import Conversation
+from tutor.prompts import LANGUAGE_RULE
 from tutor.training.dataset import export_reviews, is_substantive
 
 DRAFT = "Sam, a prime number has exactly two divisors: one and itself. Can you list the divisors of 7?"
@@ -53,6 +54,9 @@ def _one_of_each(student, classroom, teacher):
 
 def test_it_exports_a_row_for_each_decision_kind_with_names_scrubbed(school, classroom, teacher, student):
     _consent(school)
+    Classroom.objects.filter(pk=classroom.pk).update(
+        tutor_instructions="Théo's class: guide the student with questions, never give the answer."
+    )
     _one_of_each(student, classroom, teacher)
     export = export_reviews(school=school)
     dpo, kto, sft = export.rows["dpo.jsonl"], export.rows["kto.jsonl"], export.rows["sft.jsonl"]
@@ -66,6 +70,9 @@ def test_it_exports_a_row_for_each_decision_kind_with_names_scrubbed(school, cla
     assert len(sft) == 4
     prompt = dpo[0]["prompt"]
     assert prompt[0]["role"] == "system" and "Mathematics" in prompt[0]["content"]
+    # The username "student" is the word student too: the instructions keep it, not the name.
+    assert prompt[0]["content"].startswith("[name]'s class: guide the student with questions")
+    assert LANGUAGE_RULE in prompt[0]["content"]
     assert prompt[-1] == {
         "role": "user",
         "content": "Question 1: I am [name], what is a prime? (I log in as [name], [email])",

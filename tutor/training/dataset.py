@@ -16,7 +16,8 @@ least SUBSTANTIVE_RATIO of the longer text's words. A fixed typo or an added com
 not a preference between two answers; a rewritten sentence is.
 
 Pseudonymised: the names and usernames of the school's people (students and staff),
-e-mail addresses, links, handles and phone numbers are replaced in every text
+e-mail addresses, links, handles and phone numbers are replaced in every text (usernames,
+often ordinary words, not in the system message: the class's instructions and material)
 (tutor.safeguarding.services.deidentify); rows carry no id of a person, conversation or
 message, only the day of the decision and the drafting model's key. Retention is
 honoured: a conversation past its school's retention period is left out even before the
@@ -38,6 +39,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, School, User
+from tutor.grouping import edit_distance
 from tutor.models import Message
 from tutor.prompts import build_prompt
 from tutor.safeguarding.services import deidentify
@@ -74,14 +76,7 @@ def normal_words(text: str) -> list[str]:
 
 def word_edit_distance(a: str, b: str) -> int:
     """Levenshtein distance between the texts' words (normal_words)."""
-    x, y = normal_words(a), normal_words(b)
-    previous = list(range(len(y) + 1))
-    for i, wx in enumerate(x, 1):
-        current = [i]
-        for j, wy in enumerate(y, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (wx != wy)))
-        previous = current
-    return previous[-1]
+    return edit_distance(normal_words(a), normal_words(b))
 
 
 def word_edit_ratio(a: str, b: str) -> float:
@@ -96,13 +91,16 @@ def is_substantive(draft: str, final: str) -> bool:
     return distance >= SUBSTANTIVE_MIN_WORDS and distance / longest >= SUBSTANTIVE_RATIO
 
 
-def names_of_school(school: School) -> list[str]:
-    """Every name a text of the school could carry: its people's first, last and user names."""
+def names_of_school(school: School) -> tuple[list[str], list[str]]:
+    """Every name a text of the school could carry: its people's first and last names,
+    and apart, their usernames."""
     names: list[str] = []
+    usernames: list[str] = []
     people = User.objects.filter(school=school) | User.objects.filter(memberships__classroom__school=school)
     for first, last, username in people.distinct().values_list("first_name", "last_name", "username"):
-        names += [first, last, username, *first.split(), *last.split()]
-    return names
+        names += [first, last, *first.split(), *last.split()]
+        usernames.append(username)
+    return names, usernames
 
 
 def decided_replies(
@@ -161,7 +159,8 @@ class Export:
             "substantive_edit": {"min_words": SUBSTANTIVE_MIN_WORDS, "min_ratio": SUBSTANTIVE_RATIO},
             "schema": SCHEMA,
             "pseudonymisation": "names and usernames of the school's people, e-mail addresses, links, handles "
-            "and phone numbers replaced; no ids of people, conversations or messages",
+            "and phone numbers replaced (usernames not in the system message, where they may be ordinary words); "
+            "no ids of people, conversations or messages",
             "sha256": self.sha256(),
         }
 
@@ -201,15 +200,18 @@ def export_reviews(
         )
     if classroom is not None and classroom.school_id != school.id:
         raise ExportRefused(_("This class belongs to another school."))
-    names = names_of_school(school)
+    names, usernames = names_of_school(school)
     export = Export(scope=f"{school.name}" + (f" / {classroom.name}" if classroom else ""))
 
-    def clean(text: str) -> str:
-        return deidentify(text, names=names).strip()
+    def clean(text: str, role: str = "") -> str:
+        # A username is often an ordinary word ("student", "prof"): it is scrubbed where
+        # people write (questions, drafts, teachers' texts), not in the system message (the
+        # class's instructions and material), where people go by their names.
+        return deidentify(text, names=names if role == "system" else names + usernames).strip()
 
     for reply in decided_replies(school=school, classroom=classroom, since=since, until=until).iterator():
         prompt = build_prompt(reply, count_tokens=_approx_tokens, max_prompt_tokens=PROMPT_TOKEN_BUDGET)
-        prompt = [{"role": m["role"], "content": clean(m["content"])} for m in prompt]
+        prompt = [{"role": m["role"], "content": clean(m["content"], m["role"])} for m in prompt]
         draft, final = clean(reply.draft_text), clean(reply.final_text)
         day = timezone.localdate(reply.reviewed_at).isoformat()
         extra = {"day": day, "model": reply.model_key or reply.model_name}
