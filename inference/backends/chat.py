@@ -83,3 +83,31 @@ def system_prefix_length(tokenizer: object, messages: list[dict], prompt_ids: li
         return 0
     n = len(prefix)
     return n if 0 < n < len(prompt_ids) and prompt_ids[:n] == prefix else 0
+
+
+class ChatTokens:
+    """What both in-process engines do with their tokenizer: count and encode a chat (the
+    content as text, see encode_chat), decode a draft, and fit a job in the context window.
+    The engine sets tokenizer, _tok_lock, context_window and max_new_default."""
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return len(self._encode(messages))
+
+    def _encode(self, messages: list[dict]) -> list[int]:
+        with self._tok_lock:
+            return encode_chat(self.tokenizer, messages)
+
+    def _decode(self, ids: list[int]) -> str:
+        with self._tok_lock:
+            return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def _fit(self, messages: list[dict], max_new_tokens: int | None) -> tuple[list[int], int]:
+        """The prompt's ids and how many new tokens the draft may take; ValueError when the
+        prompt alone does not fit the context window."""
+        prompt_ids = self._encode(messages)
+        if len(prompt_ids) >= self.context_window:
+            raise ValueError(
+                f"Prompt of {len(prompt_ids)} tokens does not fit the {self.context_window}-token context window."
+            )
+        wanted = int(max_new_tokens) if max_new_tokens and max_new_tokens > 0 else self.max_new_default
+        return prompt_ids, max(1, min(wanted, self.max_new_default, self.context_window - len(prompt_ids)))

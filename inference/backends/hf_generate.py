@@ -34,7 +34,7 @@ import time
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
-from inference.backends.chat import encode_chat, stop_token_ids
+from inference.backends.chat import ChatTokens, stop_token_ids
 from inference.convert import INSTALL_HINT, configure_tokenizer, convert_gguf, resolve_source
 from inference.engine import Draft, DraftJob, ModelUnavailable
 
@@ -137,7 +137,7 @@ class _Step(StoppingCriteria):
         return torch.tensor(done, device=input_ids.device)
 
 
-class GenerateEngine:
+class GenerateEngine(ChatTokens):
     """See the module docstring. Config keys: MODEL, GGUF_FILE, DEVICE, DTYPE,
     MAX_NEW_TOKENS, MAX_BATCH, CACHE_DIR, THREADS, and decoding.Decoding's."""
 
@@ -233,25 +233,8 @@ class GenerateEngine:
         )
 
     # ------------------------------------------------------------------ public API
-    def count_tokens(self, messages: list[dict]) -> int:
-        return len(self._encode(messages))
-
-    def _encode(self, messages: list[dict]) -> list[int]:
-        with self._tok_lock:
-            return encode_chat(self.tokenizer, messages)
-
-    def _decode(self, ids: list[int]) -> str:
-        with self._tok_lock:
-            return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-
     def draft(self, job: DraftJob) -> Draft:
-        prompt_ids = self._encode(job.messages)
-        if len(prompt_ids) >= self.context_window:
-            raise ValueError(
-                f"Prompt of {len(prompt_ids)} tokens does not fit the {self.context_window}-token context window."
-            )
-        wanted = int(job.max_new_tokens) if job.max_new_tokens and job.max_new_tokens > 0 else self.max_new_default
-        max_new = max(1, min(wanted, self.max_new_default, self.context_window - len(prompt_ids)))
+        prompt_ids, max_new = self._fit(job.messages, job.max_new_tokens)
         req = _Request(job, prompt_ids, max_new)
         with self._cv:
             if self._closing:

@@ -55,7 +55,7 @@ import time
 from collections import OrderedDict, deque
 from pathlib import Path
 
-from inference.backends.chat import encode_chat, stop_token_ids, system_prefix_length
+from inference.backends.chat import ChatTokens, stop_token_ids, system_prefix_length
 from inference.convert import (
     INSTALL_HINT,
     ModelSource,
@@ -300,7 +300,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class TransformersEngine:
+class TransformersEngine(ChatTokens):
     """See the module docstring. Config keys: MODEL, GGUF_FILE, DEVICE, DTYPE, QUANT,
     MAX_NEW_TOKENS, MAX_BATCH, CACHE_DIR, THREADS, PREFIX_CACHE and decoding.Decoding's.
     `progress(phase, fraction)` hears how far loading is: "converting" (a GGUF's first load),
@@ -589,25 +589,8 @@ class TransformersEngine:
             self.row_counts = list(range(1, self.max_batch + 1))
 
     # ------------------------------------------------------------------ public API
-    def count_tokens(self, messages: list[dict]) -> int:
-        return len(self._encode(messages))
-
-    def _encode(self, messages: list[dict]) -> list[int]:
-        with self._tok_lock:
-            return encode_chat(self.tokenizer, messages)
-
-    def _decode(self, ids: list[int]) -> str:
-        with self._tok_lock:
-            return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-
     def draft(self, job: DraftJob) -> Draft:
-        prompt_ids = self._encode(job.messages)
-        if len(prompt_ids) >= self.context_window:
-            raise ValueError(
-                f"Prompt of {len(prompt_ids)} tokens does not fit the {self.context_window}-token context window."
-            )
-        wanted = int(job.max_new_tokens) if job.max_new_tokens and job.max_new_tokens > 0 else self.max_new_default
-        max_new = max(1, min(wanted, self.max_new_default, self.context_window - len(prompt_ids)))
+        prompt_ids, max_new = self._fit(job.messages, job.max_new_tokens)
         req = _Request(job, prompt_ids, max_new)
         with self._tok_lock:
             req.prefix_len = system_prefix_length(self.tokenizer, job.messages, prompt_ids)
