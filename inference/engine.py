@@ -162,6 +162,31 @@ class MeasuredEngine:
         return draft
 
 
+class UnloadableEngine:
+    """Stands in for a model that cannot be loaded (ModelUnavailable at the worker's
+    start), so that the worker stays up: every draft is postponed with the reason, the
+    reply stays owed, and a worker started again once the model is fixed drafts it."""
+
+    context_window = 2048
+
+    def __init__(self, model_name: str, reason: str):
+        self.model_name, self.reason = model_name, reason
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        return sum(len(m.get("content") or "") for m in messages) // 3 + 1
+
+    def draft(self, job: DraftJob) -> Draft:
+        raise DraftPostponed(self.reason)
+
+
+def mark_unloadable(model_key: str, reason: str) -> Engine:
+    """From now on, this process's engine for `model_key` postpones every draft with
+    `reason` (see UnloadableEngine)."""
+    with _lock:
+        engine = _engines[model_key] = MeasuredEngine(UnloadableEngine(model_key, reason), model_key=model_key)
+        return engine
+
+
 def reset_engine() -> None:
     """Forget the loaded engines (tests)."""
     with _lock:

@@ -19,8 +19,9 @@ from celery.signals import worker_init
 from django.conf import settings
 
 from inference.convert import cache_key, cache_root, needs_conversion, resolve_source
-from inference.engine import ModelUnavailable, load_engine
+from inference.engine import ModelUnavailable, load_engine, mark_unloadable
 from tutor import model_settings, workers
+from tutor.selectors import MODEL_UNLOADABLE
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,11 @@ class LoadClock:
 
 @worker_init.connect
 def load_model_before_taking_tasks(**kwargs) -> None:
-    """Load the model once, before the worker takes any task; exit if it cannot."""
+    """Load the model once, before the worker takes any task. If it cannot be loaded, the
+    worker stays up all the same: it takes its drafts and leaves each one owed, with the
+    reason on the teacher's card (inference.engine.UnloadableEngine); its heartbeat says
+    "unavailable", so /readyz does too. Once the model is fixed, a worker started again
+    drafts them (the reconciler sends them again)."""
     if not drafts_here():
         return
     heartbeat = workers.current()
@@ -118,8 +123,16 @@ def load_model_before_taking_tasks(**kwargs) -> None:
     try:
         engine = load_engine(key, progress=progress)
     except ModelUnavailable as exc:
-        log.critical("The tutor model %r cannot be loaded, so this worker stops: %s", key, exc)
-        raise SystemExit(3) from exc  # MODEL_MISSING in tutor/management/commands/worker.py: not restarted
+        log.critical(
+            "The tutor model %r cannot be loaded: %s. This worker stays up and leaves its drafts owed, "
+            "with this reason on the teachers' cards; fix the model and start the worker again.",
+            key,
+            exc,
+        )
+        mark_unloadable(key, f"{MODEL_UNLOADABLE} {exc}")
+        if heartbeat is not None:
+            heartbeat.unavailable()
+        return
     seconds = clock.elapsed()
     clock.remember(seconds)
     log.warning(

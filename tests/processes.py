@@ -91,11 +91,13 @@ def start_worker(
     *,
     env: dict | None = None,
     log_dir: Path = LOGS,
+    ready: str = "",
     **extra: str,
 ) -> Proc:
     """`manage.py worker` (for the model `model`, else the default one; with --beat: also
-    beat and the housekeeping worker), returned once its drafting worker takes drafts.
-    With the test environment (process_env) unless `env` is given."""
+    beat and the housekeeping worker), returned once its drafting worker takes drafts
+    (or once its log shows `ready`). With the test environment (process_env) unless `env`
+    is given."""
     from tutor.workers import READY_MESSAGE
 
     purge_test_queue()
@@ -103,7 +105,7 @@ def start_worker(
     if model:
         args.append(f"--model={model}")
     env = {**env, **extra} if env is not None else process_env(**extra)
-    return Proc(name, args, env, ready=READY_MESSAGE, timeout=timeout, log_dir=log_dir)
+    return Proc(name, args, env, ready=ready or READY_MESSAGE, timeout=timeout, log_dir=log_dir)
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from classrooms.models import Classroom, Membership, User
 from classrooms.selectors import (
@@ -36,6 +37,22 @@ from tutor.safeguarding import classifier
 
 PENDING_STATUSES = Message.PENDING_STATUSES
 REVIEWABLE_STATUSES = Message.REVIEWABLE_STATUSES
+
+# Why a reply waits or failed, as stored (in English) and shown to its teachers. A reason
+# that starts with one of these is followed by details that stay as they are.
+MODEL_UNLOADABLE = gettext_noop("The model cannot be loaded, so drafts wait until it is fixed:")
+PREFIXED_REASONS = (MODEL_UNLOADABLE,)
+
+
+def failure_text(failure: str) -> str:
+    """A reply's stored failure or waiting reason in the reader's language: a known reason
+    translated whole, or its known opening translated and its details kept."""
+    if not failure:
+        return ""
+    for prefix in PREFIXED_REASONS:
+        if failure.startswith(prefix):
+            return f"{_(prefix)}{failure[len(prefix) :]}"
+    return _(failure)
 
 
 def student_visible_text(message: Message) -> str | None:
@@ -282,7 +299,7 @@ def reviewer_view(reply: Message, history_limit: int = 12, *, viewer: User | Non
         "status_label": str(Message.Status(reply.status).label) if reply.status else "",
         "attempt": reply.draft_attempt,
         "draft": reply.draft_text,
-        "failure": _(reply.failure) if reply.failure else "",  # known reasons are translated
+        "failure": failure_text(reply.failure),
         # The model chosen for this reply, as teachers know it (the engine's own name apart).
         "model": model_label(reply.model_key) or reply.model_name,
         "model_name": reply.model_name,
@@ -413,7 +430,7 @@ def queue_snapshot(classroom_id: int, now: datetime | None = None) -> QueueSnaps
     )
 
 
-_WORST_FIRST = ("none", "stalled", "loading", "unknown", "ready")
+_WORST_FIRST = ("unavailable", "none", "stalled", "loading", "unknown", "ready")
 
 
 def drafting_status(model_keys: list[str] | None = None) -> dict:
@@ -465,7 +482,12 @@ def wait_entry(reply: Message, snapshot: QueueSnapshot) -> dict:
     with the model's estimated loading time. Numbers and states only, never text."""
     entry = {"reply_id": reply.pk, "seconds": wait_estimate(reply, snapshot)}
     state = _model_state(snapshot)
-    if reply.status in (Message.Status.QUEUED, Message.Status.DRAFTING) and state in ("loading", "none", "stalled"):
+    if reply.status in (Message.Status.QUEUED, Message.Status.DRAFTING) and state in (
+        "loading",
+        "none",
+        "stalled",
+        "unavailable",
+    ):
         entry["model"] = "loading" if state == "loading" else "none"
         entry["model_eta_s"] = snapshot.model.get("eta_s")
     return entry
@@ -740,7 +762,7 @@ def staff_history(conversation: Conversation) -> list[dict]:
                 "reviewed_at": m.reviewed_at,
                 "draft": m.draft_text,
                 "previous_drafts": [d.get("text", "") if isinstance(d, dict) else str(d) for d in m.previous_drafts],
-                "failure": _(m.failure) if m.failure else "",
+                "failure": failure_text(m.failure),
             }
         history.append(entry)
     return history

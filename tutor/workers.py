@@ -15,6 +15,8 @@ data:
                 "ready"    taking drafts: its queue loop turned a moment ago
                 "stalled"  its queue loop has not turned for a while (Redis away, or hung:
                            the supervisor restarts a hung one)
+                "unavailable"  its model cannot be loaded (inference/worker.py): it stays up
+                           and takes its drafts, which wait with the reason on the card
     phase       while loading: "converting" (first start only), "reading", "calibrating"
     progress    0..1 while loading, when known
     eta_s       seconds of loading left, estimated from earlier loads of the same model
@@ -56,8 +58,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "local"  # the one model of a deployment that declares none (tutor/model_settings.py)
 ALIVE_FILE_ENV = "TUTOR_WORKER_ALIVE_FILE"
 READY_MESSAGE = "ready to take drafts"  # logged once per start; tests and benchmarks wait for it
+UNAVAILABLE_MESSAGE = "takes drafts but cannot write them"  # logged instead when the model cannot be loaded
 
 LOADING, STARTING, READY, STALLED = "loading", "starting", "ready", "stalled"
+UNAVAILABLE = "unavailable"
 NONE = "none"  # model_status: no worker at all
 
 
@@ -145,16 +149,24 @@ class Heartbeat:
         self._touch()
         self.publish()
 
+    def unavailable(self) -> None:
+        """The model cannot be loaded: the worker stays up, but never counts as ready."""
+        self.state, self.phase, self.progress, self.eta_s = UNAVAILABLE, "", None, None
+        self._touch()
+        self.publish()
+
     def tick(self) -> None:
         """The queue loop turned (called from Celery's event loop, see QueueLoopHeartbeat)."""
         self.last_tick = time.monotonic()
-        if self.state != READY:
+        if self.state not in (READY, UNAVAILABLE):
             self.state = READY
             self.ready_at = time.time()
         self._touch()
         if not self._announced:
             self._announced = True
-            if self.role == "drafting":
+            if self.state == UNAVAILABLE:
+                log.critical("drafting worker %s (model %s) %s", self.worker_id, self.model, UNAVAILABLE_MESSAGE)
+            elif self.role == "drafting":
                 log.warning("drafting worker %s (model %s) %s", self.worker_id, self.model, READY_MESSAGE)
             else:
                 log.warning("%s worker %s ready", self.role, self.worker_id)
@@ -292,7 +304,8 @@ def worker_states(model: str | None = None, role: str | None = "drafting") -> li
 
 def summarise(model: str, states: list[dict]) -> dict:
     """One model's drafting capacity now: "ready" with at least one ready worker; else
-    "loading" (with the shortest estimate), "stalled", or "none"."""
+    "loading" (with the shortest estimate), "unavailable" (its workers cannot load it),
+    "stalled", or "none"."""
     mine = [s for s in states if s.get("model") == model]
     ready = [s for s in mine if s.get("state") == READY]
     loading = [s for s in mine if s.get("state") in (LOADING, STARTING)]
@@ -300,6 +313,8 @@ def summarise(model: str, states: list[dict]) -> dict:
         state = READY
     elif loading:
         state = LOADING
+    elif any(s.get("state") == UNAVAILABLE for s in mine):
+        state = UNAVAILABLE
     elif mine:
         state = STALLED
     else:

@@ -579,6 +579,8 @@
       text = t.textModelNone;
     } else if (state === "stalled") {
       text = t.textModelStalled;
+    } else if (state === "unavailable") {
+      text = t.textModelUnavailable;
     }
     if (modelStatus.textContent !== text) modelStatus.textContent = text;
     clearTimeout(modelPoll);

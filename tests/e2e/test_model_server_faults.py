@@ -108,3 +108,69 @@ def _review_page(teacher) -> str:
     client = Client()
     client.force_login(teacher)
     return client.get(reverse("review_queue")).content.decode()
+
+
+def test_a_model_folder_transformers_cannot_load_leaves_the_worker_up_and_the_question_owed(
+    student, teacher, classroom, tmp_path
+):
+    """A folder whose architecture transformers does not know: the worker stays up and
+    says why, the teacher's card and /readyz say the model cannot be loaded, nothing
+    reaches the student; once the folder holds a model, a worker started again drafts it."""
+    from tests.inference.tiny_models import build_model
+    from tutor import health, selectors, workers
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "no-such-architecture", "hidden_size": 8}))
+    env = {
+        "TUTOR_MODEL_BACKEND": "transformers",
+        "TUTOR_MODEL_PATH": str(folder),
+        "TUTOR_MODEL_GGUF": "",
+        "TUTOR_MODEL_DEVICE": "cpu",
+        "TUTOR_MODEL_CACHE": str(tmp_path / "cache"),
+        "TUTOR_MODEL_THREADS": "1",
+        "TUTOR_MODEL_MAX_BATCH": "2",
+        "TUTOR_MODEL_MAX_NEW_TOKENS": "8",
+    }
+    worker = start_worker("worker-unloadable", ready=workers.UNAVAILABLE_MESSAGE, **env)
+    try:
+        reply = ask(student, classroom, "How do I add 1/2 and 1/3?")
+
+        def waits_for_the_model():
+            current = Message.objects.get(pk=reply.pk)
+            assert current.status in ("queued", "drafting"), current.status  # owed, never failed
+            return current.status == "queued" and current.failure.startswith(selectors.MODEL_UNLOADABLE)
+
+        wait_until(waits_for_the_model, timeout=60, what="'cannot be loaded' on the card")
+        reply.refresh_from_db()
+        card = reviewer_view(reply)["failure"]
+        assert "cannot be loaded" in card and "no-such-architecture" in card
+        assert "The model cannot be loaded, so drafts wait until it is fixed" in _review_page(teacher)
+        workers.forget_memo()
+        assert selectors.drafting_status_for([classroom])["state"] == "unavailable"  # the teacher's socket says it
+        ready, body = health.readiness()
+        assert not ready and body["models"]["local"]["state"] == "unavailable" and body["drafts"]["owed"] == 1
+        log = worker.output()
+        assert "cannot be loaded" in log and "no-such-architecture" in log and "stopped (exit" not in log
+        assert worker.popen.poll() is None  # the worker is still up
+        seen = [student_view(m) for m in reply.conversation.messages.all()]
+        assert not [m for m in seen if m["state"] == "answered"] and "no-such-architecture" not in json.dumps(
+            seen, default=str
+        )
+    finally:
+        worker.stop()
+
+    # The folder fixed, the worker started again: the owed question is drafted.
+    (folder / "config.json").unlink()
+    build_model(folder, "llama")
+    worker = start_worker("worker-unloadable-fixed", **env)
+    try:
+        assert services.requeue_stuck_drafts(queued_for=0.01) == 1  # what the reconciler does
+        wait_until(lambda: Message.objects.get(pk=reply.pk).status == "awaiting_review", timeout=60, what="draft")
+        reply.refresh_from_db()
+        assert reply.failure == "" and reply.draft_text
+        services.reply_approve(reply=reply, reviewer=teacher)
+        answered = [m for m in (student_view(r) for r in reply.conversation.messages.all()) if m["state"] == "answered"]
+        assert [m["text"] for m in answered] == [reply.draft_text]
+    finally:
+        worker.stop()

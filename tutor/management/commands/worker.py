@@ -26,7 +26,9 @@ touches its alive file from inside its queue loop (tutor/workers.py); when that 
 not been touched for TUTOR_WORKER_STUCK_SECONDS while Redis has answered all that time,
 the worker is killed and started again. (Celery 5.7 can log "Unrecoverable error" after a
 Redis restart and then hang instead of exiting: seen in tests/faults.) A worker whose
-model is missing exits with MODEL_MISSING and nothing is restarted.
+model cannot be loaded does not exit: it stays up, says so in its log and heartbeat
+("unavailable" in /readyz), and leaves its drafts owed with the reason on the teachers'
+cards (inference/worker.py).
 
 Every child dies with the supervisor, even when the supervisor is killed with SIGKILL
 (PR_SET_PDEATHSIG), so that no orphaned beat goes on scheduling.
@@ -51,7 +53,6 @@ from django.core.management.base import BaseCommand, CommandError
 from tutor import model_settings, workers
 from tutor.celery import app
 
-MODEL_MISSING = 3
 SUPERVISOR_PID_ENV = "TUTOR_SUPERVISOR_PID"
 ROLES = ("drafting", "housekeeping", "beat")
 STOP_GRACE_SECONDS = 60  # a warm shutdown lets running drafts finish; then SIGKILL
@@ -256,9 +257,6 @@ class Command(BaseCommand):
                         continue
                     code = child.popen.poll()
                     if code is not None:
-                        if code == MODEL_MISSING:
-                            self.stop_all(children, signal.SIGTERM)
-                            sys.exit(MODEL_MISSING)
                         delay = child.restart_delay()
                         self.stderr.write(
                             f"The {child.name} stopped (exit {code}); starting it again in {delay:.0f} s."
