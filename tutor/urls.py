@@ -1,8 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from classrooms.identity import views as identity_views
 from tutor import health, views
@@ -85,7 +83,7 @@ urlpatterns = [
     # Answered by tutor.health.ProbeMiddleware before the rest of the chain; listed here
     # so that they can be reversed and are checked with every other route.
     # Browsers ask for /favicon.ico on pages without the <link rel="icon"> (JSON, files).
-    path("favicon.ico", RedirectView.as_view(url=static("tutor/icon.svg"), permanent=True), name="favicon"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics, name="metrics"),
