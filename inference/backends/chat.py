@@ -12,6 +12,10 @@ import json
 import os
 import re
 import secrets
+import time
+from typing import Any
+
+from inference.engine import Draft, DraftJob
 
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<end_of_turn>", "<|end|>")
 
@@ -85,10 +89,15 @@ def system_prefix_length(tokenizer: object, messages: list[dict], prompt_ids: li
     return n if 0 < n < len(prompt_ids) and prompt_ids[:n] == prefix else 0
 
 
+EMIT_INTERVAL = 0.1  # seconds between two on_text calls of one job
+POLL_INTERVAL = 0.05  # seconds between two should_stop polls of one job
+
+
 class ChatTokens:
-    """What both in-process engines do with their tokenizer: count and encode a chat (the
-    content as text, see encode_chat), decode a draft, and fit a job in the context window.
-    The engine sets tokenizer, _tok_lock, context_window and max_new_default."""
+    """What both in-process engines do around their decoding thread: count and encode a chat
+    (the content as text, see encode_chat), decode a draft, fit a job in the context window,
+    and follow a submitted request to its Draft. The engine sets tokenizer, _tok_lock,
+    context_window, max_new_default, model_name, settings and _thread, and has _cancel(req)."""
 
     def count_tokens(self, messages: list[dict]) -> int:
         return len(self._encode(messages))
@@ -111,3 +120,50 @@ class ChatTokens:
             )
         wanted = int(max_new_tokens) if max_new_tokens and max_new_tokens > 0 else self.max_new_default
         return prompt_ids, max(1, min(wanted, self.max_new_default, self.context_window - len(prompt_ids)))
+
+    def _follow(self, req: Any, job: DraftJob, prompt_ids: list[int]) -> Draft:
+        """Wait for a submitted request in the caller's thread: poll should_stop, stream the
+        text so far to on_text (at most every EMIT_INTERVAL), and return its Draft."""
+        emitted, emitted_n, last_emit, last_poll = "", 0, 0.0, 0.0
+        try:
+            while True:
+                req.wake.wait(POLL_INTERVAL)
+                req.wake.clear()
+                if req.done:
+                    break
+                if self._thread is None or not self._thread.is_alive():
+                    raise RuntimeError("the model's decoding thread has stopped")
+                now = time.monotonic()
+                if job.should_stop is not None and now - last_poll >= POLL_INTERVAL * 0.9:
+                    last_poll = now
+                    if job.should_stop():
+                        self._cancel(req)
+                        continue
+                if job.on_text is not None and now - last_emit >= EMIT_INTERVAL and not req.cancel:
+                    n = len(req.tokens)
+                    if n != emitted_n:
+                        # an unfinished UTF-8 sequence decodes to U+FFFD: wait for its end
+                        text = self._decode(req.tokens[:n]).rstrip("\ufffd").strip()
+                        emitted_n = n
+                        if text and text != emitted:
+                            job.on_text(text)
+                            emitted, last_emit = text, time.monotonic()
+        except BaseException:
+            self._cancel(req)
+            raise
+        if req.error is not None:
+            raise req.error
+        text = self._decode(req.tokens).strip()
+        if job.on_text is not None and not req.cancel and text != emitted:
+            job.on_text(text)
+        return Draft(
+            text=text,
+            model_name=self.model_name,
+            settings=dict(self.settings, max_new_tokens=req.max_new, cut_repeating=req.cut_repeating),
+            prompt_tokens=len(prompt_ids),
+            new_tokens=len(req.tokens),
+            mean_token_prob=(sum(req.probs) / len(req.probs)) if req.probs else None,
+            cancelled=req.cancel,
+            first_token_s=(req.t_first - req.t0) if req.t_first is not None else None,
+            seconds=(req.t_end or time.monotonic()) - req.t0,
+        )

@@ -61,8 +61,6 @@ from inference.backends.transformers_backend import local_folder, resolve_device
 
 log = logging.getLogger(__name__)
 
-EMIT_INTERVAL = 0.1  # seconds between two on_text calls of one job
-POLL_INTERVAL = 0.05  # seconds between two should_stop polls of one job
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _DTYPES.update(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)
 
@@ -244,47 +242,7 @@ class GenerateEngine(ChatTokens):
                 self._thread = threading.Thread(target=self._run, name="tutor-generate", daemon=True)
                 self._thread.start()
             self._cv.notify()
-        emitted, emitted_n, last_emit, last_poll = "", 0, 0.0, 0.0
-        try:
-            while not req.done:
-                req.wake.wait(POLL_INTERVAL)
-                req.wake.clear()
-                if req.done:
-                    break
-                if self._thread is None or not self._thread.is_alive():
-                    raise RuntimeError("the model's decoding thread has stopped")
-                now = time.monotonic()
-                if job.should_stop is not None and now - last_poll >= POLL_INTERVAL * 0.9:
-                    last_poll = now
-                    if job.should_stop():
-                        self._cancel(req)
-                if job.on_text is not None and now - last_emit >= EMIT_INTERVAL and not req.cancel:
-                    n = len(req.tokens)
-                    if n != emitted_n:
-                        text = self._decode(req.tokens[:n]).rstrip("\ufffd").strip()
-                        emitted_n = n
-                        if text and text != emitted:
-                            job.on_text(text)
-                            emitted, last_emit = text, time.monotonic()
-        except BaseException:
-            req.cancel = True
-            raise
-        if req.error is not None:
-            raise req.error
-        text = self._decode(req.tokens).strip()
-        if job.on_text is not None and not req.cancel and text != emitted:
-            job.on_text(text)
-        return Draft(
-            text=text,
-            model_name=self.model_name,
-            settings=dict(self.settings, max_new_tokens=req.max_new, cut_repeating=req.cut_repeating),
-            prompt_tokens=len(prompt_ids),
-            new_tokens=len(req.tokens),
-            mean_token_prob=(sum(req.probs) / len(req.probs)) if req.probs else None,
-            cancelled=req.cancel,
-            first_token_s=(req.t_first - req.t0) if req.t_first is not None else None,
-            seconds=(req.t_end or time.monotonic()) - req.t0,
-        )
+        return self._follow(req, job, prompt_ids)
 
     def _cancel(self, req: _Request) -> None:
         """Flag the request; one still waiting for a batch leaves the queue at once."""

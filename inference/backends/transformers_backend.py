@@ -78,8 +78,6 @@ log = logging.getLogger(__name__)
 PREFILL_CHUNK = 256  # prompt tokens per prefill pass (fixed: part of what makes results reproducible)
 PREFILL_BUDGET = 512  # prompt tokens prefilled between two decoding steps while rows are decoding
 MIN_ROWS_PADDED = 4  # kernels that are not row-invariant from 1 row are tried from 4 (see _calibrate_rows)
-EMIT_INTERVAL = 0.1  # seconds between two on_text calls of one job
-POLL_INTERVAL = 0.05  # seconds between two should_stop polls of one job
 PREFIX_CACHE = 16  # system prompts whose keys and values are kept (0: none)
 
 _DTYPES = {
@@ -596,54 +594,7 @@ class TransformersEngine(ChatTokens):
             req.prefix_len = system_prefix_length(self.tokenizer, job.messages, prompt_ids)
         self._submit(req)
 
-        last_emit = 0.0
-        emitted = ""
-        emitted_n = 0
-        last_poll = 0.0
-        try:
-            while True:
-                req.wake.wait(POLL_INTERVAL)
-                req.wake.clear()
-                if req.done:
-                    break
-                if self._thread is None or not self._thread.is_alive():
-                    raise RuntimeError("the model's decoding thread has stopped")
-                now = time.monotonic()
-                if job.should_stop is not None and now - last_poll >= POLL_INTERVAL * 0.9:
-                    last_poll = now
-                    if job.should_stop():
-                        self._cancel(req)
-                        continue
-                if job.on_text is not None and now - last_emit >= EMIT_INTERVAL:
-                    n = len(req.tokens)
-                    if n != emitted_n:
-                        # an unfinished UTF-8 sequence decodes to U+FFFD: wait for its end
-                        text = self._decode(req.tokens[:n]).rstrip("\ufffd").strip()
-                        emitted_n = n
-                        if text and text != emitted:
-                            job.on_text(text)
-                            emitted = text
-                            last_emit = time.monotonic()
-        except BaseException:
-            self._cancel(req)
-            raise
-        if req.error is not None:
-            raise req.error
-        text = self._decode(req.tokens).strip()
-        if job.on_text is not None and not req.cancel and text != emitted:
-            job.on_text(text)
-        settings = dict(self.settings, max_new_tokens=req.max_new, cut_repeating=req.cut_repeating)
-        return Draft(
-            text=text,
-            model_name=self.model_name,
-            settings=settings,
-            prompt_tokens=len(prompt_ids),
-            new_tokens=len(req.tokens),
-            mean_token_prob=(sum(req.probs) / len(req.probs)) if req.probs else None,
-            cancelled=req.cancel,
-            first_token_s=(req.t_first - req.t0) if req.t_first is not None else None,
-            seconds=(req.t_end or time.monotonic()) - req.t0,
-        )
+        return self._follow(req, job, prompt_ids)
 
     def teacher_forced_choices(self, prompt_ids: list[int], forced_ids: list[int]) -> list[int]:
         """The greedy choice at each position of a forced continuation (fidelity measurements).
