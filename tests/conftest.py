@@ -15,6 +15,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -27,6 +29,16 @@ from classrooms.models import (
     SupportiveMessage,
     User,
 )
+
+
+@pytest.fixture(autouse=True)
+def _async_tests_connect_afresh():
+    """An async test's sync_to_async runs in asgiref's one shared thread, whose database
+    connection outlives the test. A test that drops connections (a PostgreSQL outage)
+    would leave it closed for every later async test ("the connection is closed"), so it
+    is closed after each test; the next one connects again."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 def make_person(username: str, school: School | None, **extra) -> User:

@@ -66,6 +66,18 @@ def browser_worker(_worker_start):
     return _worker_start.worker
 
 
+@pytest.fixture(autouse=True)
+def _drafts_stay_with_the_test(request, monkeypatch):
+    """A test that drafts its replies itself (a scripted model, tests.tutor.helpers.draft)
+    keeps the questions it asks from this process away from the suite's worker, which
+    would otherwise race it for them ("not owed"). Tests that take `browser_worker` feed it.
+    """
+    if "browser_worker" not in request.fixturenames:
+        from tutor import services
+
+        monkeypatch.setattr(services, "_send_draft_task", lambda reply_id, attempt, model_key: None)
+
+
 @pytest.fixture(scope="package")
 def web_server(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():

@@ -81,9 +81,13 @@ def test_a_rotated_code_replaces_the_old_one(outsider, stranger_student, classro
 
 
 @pytest.mark.django_db
-def test_only_the_class_teachers_rotate_or_switch_its_code(classroom, other_teacher, student, school_admin, as_user):
+def test_only_the_class_teachers_and_its_school_admin_rotate_or_switch_its_code(
+    classroom, other_teacher, student, other_admin, school_admin, as_user
+):
+    """A teacher of another class, a student or another school's admin gets 404; the
+    class's own school admin runs its settings (classroom_for_teacher) and may."""
     code = classroom.join_code
-    for person in (other_teacher, student, school_admin):
+    for person in (other_teacher, student, other_admin):
         assert as_user(person).post(reverse("teach_join_code_rotate", args=[classroom.id])).status_code == 404
         assert (
             as_user(person).post(reverse("teach_join_code_switch", args=[classroom.id]), {"enabled": "off"}).status_code
@@ -91,6 +95,9 @@ def test_only_the_class_teachers_rotate_or_switch_its_code(classroom, other_teac
         )
     classroom.refresh_from_db()
     assert classroom.join_code == code and classroom.join_code_enabled
+    assert as_user(school_admin).post(reverse("teach_join_code_rotate", args=[classroom.id])).status_code == 302
+    classroom.refresh_from_db()
+    assert classroom.join_code != code
 
 
 @pytest.mark.django_db
