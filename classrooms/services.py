@@ -916,6 +916,8 @@ def _classroom_fields_save(*, actor: User, classroom: Classroom, fields: dict, a
         for name in changed:
             setattr(classroom, name, fields[name])
         classroom.save(update_fields=changed)
+        if "opening_hours" in changed:
+            _after_commit_availability_changed(classroom)
         audit_record(
             actor=actor,
             action=action,
@@ -995,6 +997,11 @@ def classroom_limits_set(
     return _classroom_fields_save(actor=actor, classroom=classroom, fields=fields, action="class.limits")
 
 
+def _after_commit_availability_changed(classroom: Classroom) -> None:
+    classroom_id = classroom.id
+    transaction.on_commit(lambda: signals.class_availability_changed.send(sender=Classroom, classroom_id=classroom_id))
+
+
 def classroom_pause_set(*, actor: User, classroom: Classroom, paused: bool) -> bool:
     """Pause the class's tutor (students cannot ask; what they asked is still reviewed) or
     open it again. A conditional update: False when it already was so (nothing audited)."""
@@ -1002,6 +1009,7 @@ def classroom_pause_set(*, actor: User, classroom: Classroom, paused: bool) -> b
         changed = Classroom.objects.filter(pk=classroom.pk).exclude(paused=paused).update(paused=paused)
         classroom.paused = paused
         if changed:
+            _after_commit_availability_changed(classroom)
             audit_record(
                 actor=actor,
                 action="class.paused" if paused else "class.resumed",

@@ -13,6 +13,11 @@ from django.dispatch import Signal
 # password): their open sockets re-check access at once.
 access_changed = Signal()
 
+# Sent after the change is committed, with classroom_id=...: the class was paused or
+# opened again, or its hours changed: its students' open chats say at once whether they
+# may ask.
+class_availability_changed = Signal()
+
 # Sent with student=<User> while their data is exported; each receiver returns a dict of
 # sections to add to the export ({"conversations": [...]}), as the student could see them.
 student_data_exported = Signal()

@@ -237,6 +237,7 @@ class ChatConsumer(JsonSocket):
     async def join_groups(self) -> None:
         await self.channel_layer.group_add(events.conversation_group(self.conversation_id), self.channel_name)
         await self.channel_layer.group_add(events.person_group(self.user.id), self.channel_name)
+        await self.channel_layer.group_add(events.class_chats_group(self.classroom_id), self.channel_name)
 
     async def rejoin_groups(self, event: dict) -> None:
         await self.join_groups()
@@ -247,13 +248,23 @@ class ChatConsumer(JsonSocket):
         if getattr(self, "user", None) and self.user.is_authenticated:
             await self.channel_layer.group_discard(events.conversation_group(self.conversation_id), self.channel_name)
             await self.channel_layer.group_discard(events.person_group(self.user.id), self.channel_name)
+            if getattr(self, "classroom_id", None):
+                await self.channel_layer.group_discard(events.class_chats_group(self.classroom_id), self.channel_name)
 
     async def still_allowed(self) -> bool:
         try:
             self.conversation = await _db(selectors.conversation_for_student, self.user, self.conversation_id)
         except Http404:
             return False
+        self.classroom_id = self.conversation.classroom_id
         return True
+
+    async def availability_changed(self, event: dict) -> None:
+        """The teacher paused the class, opened it again or changed its hours: the page
+        says whether the student may ask now ("closed": the reason, or "" when open)."""
+        if await self.recheck():
+            refusal = await _db(lambda: services.availability_refusal(self.conversation.classroom))
+            await self.send_json({"type": "availability", "closed": refusal.message if refusal else ""})
 
     async def frame_sync(self, frame: dict) -> None:
         since = frame.get("since", 0)

@@ -31,6 +31,11 @@ def person_group(user_id: int) -> str:
     return f"person.{user_id}"
 
 
+def class_chats_group(classroom_id: int) -> str:
+    """The class's students' open chats: told only whether they may ask (no text)."""
+    return f"chats.{classroom_id}"
+
+
 def alerts_group(user_id: int) -> str:
     """One person's urgent-alert banners (tutor.consumers.AlertConsumer), on every page."""
     return f"alerts.{user_id}"
@@ -142,6 +147,12 @@ def person_access_changed(user_id: int, ended_session: str = "") -> None:
     """Their open sockets re-check access at once (removed from a class, deactivated);
     the sockets of an ended session (signed out) close."""
     send(person_group(user_id), {"type": "access.changed", "ended_session": ended_session})
+
+
+def class_availability_changed(classroom_id: int) -> None:
+    """The class was paused, opened again or given other hours: its open chats re-read
+    whether a student may ask now."""
+    send(class_chats_group(classroom_id), {"type": "availability.changed"})
 
 
 def alert_changed(user_ids: list[int], alert_id: int) -> None:

@@ -29,6 +29,11 @@ def recheck_sockets(sender: type, user_ids: list[int], **kwargs: object) -> None
         events.person_access_changed(user_id)
 
 
+@receiver(classrooms_signals.class_availability_changed)
+def tell_open_chats(sender: type, classroom_id: int, **kwargs: object) -> None:
+    events.class_availability_changed(classroom_id)
+
+
 @receiver(classrooms_signals.student_data_exported)
 def export_conversations(sender: type, student: User, **kwargs: object) -> dict:
     """The student's own words and the replies they were sent, exactly as they read them

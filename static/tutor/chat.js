@@ -11,6 +11,8 @@
   const input = document.getElementById("question");
   const errorBox = document.getElementById("composer-error");
   const allowance = document.getElementById("allowance");
+  const closedNotice = document.getElementById("closed-notice");
+  const sendButton = form.querySelector("button[type=submit]");
   const status = document.getElementById("connection");
   const counter = document.getElementById("counter");
   const jump = document.getElementById("jump");
@@ -235,6 +237,8 @@
         if (allowance) {
           allowance.textContent = t.textAllowance.replace("%(hour)s", frame.hour_left).replace("%(day)s", frame.day_left);
         }
+      } else if (frame.type === "availability") {
+        showAvailability(frame.closed || "");
       } else if (frame.type === "wait") {
         showWaits(frame.wait || []);
       } else if (frame.type === "error") {
@@ -249,6 +253,17 @@
       }
     },
   });
+
+  // The teacher paused the class, opened it again or changed its hours, while this page
+  // was open: "closed" is the reason the student may not ask now, "" when they may.
+  function showAvailability(closed) {
+    closedNotice.textContent = closed;
+    closedNotice.hidden = !closed;
+    form.classList.toggle("closed", Boolean(closed));
+    input.disabled = Boolean(closed);
+    sendButton.disabled = Boolean(closed);
+    if (!closed) errorBox.textContent = "";
+  }
 
   function send(frame) {
     if (!socket.send(frame)) unsent.push(frame);  // sent once on reconnect, same key

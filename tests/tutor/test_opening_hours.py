@@ -112,6 +112,36 @@ async def test_a_paused_class_refuses_a_question_sent_on_an_open_socket(student,
     assert "during the exam" not in asked
 
 
+async def next_availability(chat) -> dict:
+    while (frame := await chat.receive_json_from(timeout=10))["type"] != "availability":
+        pass
+    return frame
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_open_chat_is_told_at_once_of_a_pause_and_of_the_reopening(
+    student, teacher, classroom, stranger_student, other_classroom
+):
+    reply = await sync_to_async(ask)(student, classroom)
+    elsewhere = await sync_to_async(ask)(stranger_student, other_classroom)
+    chat = await socket(f"/ws/chat/{reply.conversation_id}/", student)
+    other_chat = await socket(f"/ws/chat/{elsewhere.conversation_id}/", stranger_student)
+    assert (await chat.connect())[0] and (await other_chat.connect())[0]
+    await sync_to_async(classroom_services.classroom_pause_set)(actor=teacher, classroom=classroom, paused=True)
+    assert "paused the tutor" in (await next_availability(chat))["closed"]
+    await sync_to_async(classroom_services.classroom_pause_set)(actor=teacher, classroom=classroom, paused=False)
+    assert (await next_availability(chat))["closed"] == ""
+    # New hours that close the class now say when it opens.
+    hours = schedule.parse("Sun 00:00-00:01")
+    await sync_to_async(classroom_services.classroom_limits_set)(
+        actor=teacher, classroom=classroom, per_hour=None, per_day=None, unanswered=None, opening_hours=hours
+    )
+    assert (await next_availability(chat))["closed"]
+    assert await other_chat.receive_nothing(timeout=0.5)  # another class's chat hears nothing
+    await chat.disconnect()
+    await other_chat.disconnect()
+
+
 def test_what_was_asked_before_the_pause_is_still_answered(student, teacher, classroom, as_user):
     reply = draft(ask(student, classroom))
     client = as_user(teacher)
