@@ -80,6 +80,13 @@ def test_it_adds_indexes_shows_and_deletes_a_chapter(as_user, teacher, classroom
     response = client.post(reverse("teach_material_delete", args=[classroom.id, document.id]), follow=True)
     assert "was deleted" in flashed(response)
     assert not CourseDocument.objects.exists() and not CoursePassage.objects.exists()
+    # Each action has its line in the school's audit log, naming the class and document.
+    lines = list(classroom.school.audit_entries.filter(action__startswith="material.").order_by("id"))
+    assert [(e.action, e.actor, e.details["document"]) for e in lines] == [
+        (action, teacher, document.id)
+        for action in ("material.add", "material.rename", "material.replace", "material.delete")
+    ]
+    assert lines[-1].target == f"{classroom.name} · Ch. 4"
 
 
 @pytest.mark.parametrize(

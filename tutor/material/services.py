@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, School, User
+from classrooms.services import audit_record
 from tutor import embeddings
 from tutor.material import passages as splitting
 from tutor.material import reading
@@ -87,9 +88,22 @@ def document_add(*, actor: User, classroom: Classroom, filename: str, data: byte
             pages=checked.pages,
             uploaded_by=actor,
         )
+        _audit(actor, "material.add", document)
         document_id, version = document.pk, document.version
         transaction.on_commit(lambda: _send_index_task(document_id, version))
     return document
+
+
+def _audit(actor: User, action: str, document: CourseDocument) -> None:
+    """One line in the school's audit log: which class's material, and which document."""
+    classroom = Classroom.objects.select_related("school").get(pk=document.classroom_id)
+    audit_record(
+        actor=actor,
+        action=action,
+        school=classroom.school,
+        target=f"{classroom.name} · {document.name}",
+        details={"classroom": classroom.id, "document": document.pk},
+    )
 
 
 def document_replace(*, actor: User, document: CourseDocument, filename: str, data: bytes) -> CourseDocument:
@@ -106,6 +120,7 @@ def document_replace(*, actor: User, document: CourseDocument, filename: str, da
         document.status, document.failure, document.version = CourseDocument.Status.QUEUED, "", document.version + 1
         document.uploaded_by, document.uploaded_at = actor, timezone.now()
         document.save()
+        _audit(actor, "material.replace", document)
         document_id, version = document.pk, document.version
         transaction.on_commit(lambda: _send_index_task(document_id, version))
     return document
@@ -115,14 +130,18 @@ def document_rename(*, actor: User, document: CourseDocument, name: str) -> Cour
     name = " ".join((name or "").split())[:200]
     if not name:
         raise MaterialRefused(_("Give the document a name."))
-    CourseDocument.objects.filter(pk=document.pk).update(name=name)
-    document.name = name
+    with transaction.atomic():
+        CourseDocument.objects.filter(pk=document.pk).update(name=name)
+        document.name = name
+        _audit(actor, "material.rename", document)
     return document
 
 
 def document_delete(*, actor: User, document: CourseDocument) -> None:
     """The document and its passages, at once: no later draft can quote them."""
-    CourseDocument.objects.filter(pk=document.pk).delete()
+    with transaction.atomic():
+        if CourseDocument.objects.filter(pk=document.pk).delete()[0]:
+            _audit(actor, "material.delete", document)
 
 
 def _set(document_id: int, version: int, **values) -> int:
