@@ -777,13 +777,14 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def class_report(classroom: Classroom, *, days: int = 7, now: datetime | None = None) -> dict:
-    """A class's last `days` days (today included, in the server's time zone): questions
+    """A class's last `days` days (today included, in the school's time zone): questions
     and answers per day, waits (asked -> decided) and review times (opened -> decided)
     as p50/p95, how reviews were decided, how often drafts were flagged, and the share of
     answers that came from one review of a group. Numbers only: no student, no text."""
     now = now or timezone.now()
-    first_day = timezone.localdate(now) - timedelta(days=days - 1)
-    start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
+    zone = school_zone(classroom.school)  # a school's day, wherever the server runs
+    first_day = timezone.localdate(now, zone) - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()), zone)
     replies = list(
         Message.objects.filter(conversation__classroom=classroom, sender=Message.Sender.TUTOR, created_at__gte=start)
         .select_related("group")
@@ -808,7 +809,7 @@ def class_report(classroom: Classroom, *, days: int = 7, now: datetime | None = 
     decided = reviews = edited = rejected = grouped = drafted = maths = language = distress = 0
     waits, review_times = [], []
     for reply in replies:
-        day = by_day.get(timezone.localdate(reply.created_at))
+        day = by_day.get(timezone.localdate(reply.created_at, zone))
         if day is None:
             continue
         day["questions"] += 1

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from classrooms.models import Classroom
 from tutor import selectors
 from tutor.models import Conversation, Message, QuestionGroup
 
@@ -98,6 +100,24 @@ def test_the_page_and_the_csv_say_the_same(week, teacher, classroom, as_user):
     assert lines[0][:3] == ["day", "questions", "answered"] and len([r for r in lines[1:31]]) == 30
     totals = {r[0]: r[1] for r in lines[32:] if r}
     assert totals["questions"] == "8" and totals["answered"] == "7" and totals["edit_rate"] == "0.167"
+
+
+def test_the_report_counts_days_in_the_schools_time_zone(student, classroom):
+    """20:00 UTC on 1 December is still the 1st in Paris (the server's zone here) but
+    already the 2nd in Nouméa (UTC+11): a school there sees the question on the 2nd."""
+    conversation = Conversation.objects.create(classroom=classroom, student=student)
+    asked = datetime(2026, 12, 1, 20, 0, tzinfo=ZoneInfo("UTC"))
+    _reply(conversation, asked=asked, status="approved", decision=D.AS_DRAFTED, wait=60, review=10)
+    now = datetime(2026, 12, 3, 0, 30, tzinfo=ZoneInfo("UTC"))
+
+    def day_of_the_question(time_zone: str) -> date:
+        classroom.school.time_zone = time_zone
+        classroom.school.save(update_fields=["time_zone"])
+        report = selectors.class_report(Classroom.objects.get(pk=classroom.pk), now=now)
+        return next(d["day"] for d in report["per_day"] if d["questions"])
+
+    assert day_of_the_question("Europe/Paris") == date(2026, 12, 1)
+    assert day_of_the_question("Pacific/Noumea") == date(2026, 12, 2)
 
 
 def test_a_class_with_no_questions_gets_a_clear_empty_report(teacher, classroom, as_user):
