@@ -14,7 +14,8 @@ Contract:
 * Nothing half-made where settings could pick it up: everything is written to a hidden
   temporary folder beside the destination and renamed into place at the very end. The
   time cap, a full disk, or any failure removes the temporary folder and raises
-  FinetuneError with a message that says what to do.
+  FinetuneError with a message that says what to do. A run that was killed cannot clean
+  up: the next run removes the temporary folders whose process is gone (WORK_PID_FILE).
 * Progress: one log line per logging step (step, loss, seconds so far).
 
 Only the Llama-style architectures the in-process engine runs (SUPPORTED) are accepted:
@@ -209,7 +210,9 @@ def finetune(
             f"Not enough disk space in {out}: {free // 2**20} MB free, about {needed_bytes // 2**20} MB needed. "
             "Free some space or choose another --out."
         )
+    remove_killed_runs(out, log)
     work = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=out))  # hidden: no setting names it
+    (work / WORK_PID_FILE).write_text(str(os.getpid()))
     try:
         result = _train(folder, train, work, settings, log)
         result.folder, result.run_id, result.dataset_sha256, result.held_out = str(final), run_id, sha, len(held)
@@ -231,6 +234,36 @@ def finetune(
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+WORK_PID_FILE = "running.pid"  # in a run's temporary folder: the process writing it
+
+
+def remove_killed_runs(out: Path, log: Log) -> list[Path]:
+    """Remove the temporary folders in `out` left by runs whose process no longer exists
+    (killed, or the machine restarted); a run still going keeps its own. Returns them."""
+    removed = []
+    for work in out.glob(".*"):
+        try:
+            pid = int((work / WORK_PID_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not a run's folder, or one that is just starting
+        if _process_exists(pid):
+            continue
+        shutil.rmtree(work, ignore_errors=True)
+        log(f"removed {work}, left by a run that was stopped before it finished")
+        removed.append(work)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _versions() -> dict:

@@ -5,11 +5,13 @@ bad input gets a clear message and leaves no model where settings could pick it 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 
 from inference.engine import DraftJob, engine_for_config
-from inference.finetune import FinetuneError, FinetuneSettings, finetune
+from inference.finetune import WORK_PID_FILE, FinetuneError, FinetuneSettings, finetune, remove_killed_runs
 from tests.inference.tiny_models import build_model, write_pairs
 
 QUICK = FinetuneSettings(max_steps=2, batch_size=2, max_length=128)
@@ -24,14 +26,27 @@ def _visible(out):
     return sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
 
 
+def left_by_a_killed_run(out, name=".tiny-dpo-000000000000-seed0.abc"):
+    """A run's temporary folder whose process is gone (kill -9 during training)."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    work = out / name
+    (work / "trainer").mkdir(parents=True)
+    (work / WORK_PID_FILE).write_text(str(gone.pid))
+    return work
+
+
 def test_a_tiny_finetune_makes_a_folder_the_engine_loads_and_drafts_with(base, tmp_path):
     data = write_pairs(tmp_path / "export", 10)
     out = tmp_path / "models"
+    killed = left_by_a_killed_run(out)
     lines = []
     result = finetune(dataset=data, out_dir=out, base=str(base), settings=QUICK, log=lines.append)
     assert result.steps == 2 and result.pairs == 8 and result.held_out == 2  # the last 20% held out
     assert any(line.startswith("step 2/2  loss") for line in lines)
-    assert list(out.iterdir()) == [out / result.run_id]  # nothing else, no temporary folder left
+    # Nothing else: no temporary folder of this run, nor the killed run's.
+    assert list(out.iterdir()) == [out / result.run_id]
+    assert any(str(killed) in line and "stopped before it finished" in line for line in lines)
     run = json.loads((out / result.run_id / "tutor-finetune.json").read_text())
     assert run["result"]["dataset_sha256"] == result.dataset_sha256 and run["settings"]["seed"] == 0
     engine = engine_for_config(
@@ -53,6 +68,17 @@ def test_a_tiny_finetune_makes_a_folder_the_engine_loads_and_drafts_with(base, t
     # The same base, dataset and seed: the same folder, not trained again.
     again = finetune(dataset=data, out_dir=out, base=str(base), settings=QUICK, log=lines.append)
     assert again.reused and again.folder == result.folder
+
+
+def test_a_running_fine_tune_keeps_its_temporary_folder(tmp_path):
+    killed = left_by_a_killed_run(tmp_path)
+    running = tmp_path / ".other-run.xyz"
+    running.mkdir()
+    (running / WORK_PID_FILE).write_text(str(os.getpid()))
+    unrelated = tmp_path / ".cache"
+    unrelated.mkdir()
+    assert remove_killed_runs(tmp_path, print) == [killed]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache", ".other-run.xyz"]
 
 
 def test_an_empty_export_says_so(base, tmp_path):
