@@ -24,9 +24,11 @@ from django_cas_ng.models import SessionTicket
 from django_cas_ng.signals import cas_user_logout
 from django_cas_ng.utils import get_user_from_session
 
+from classrooms import signals
 from classrooms.identity.errors import SignInRefused
 from classrooms.identity.http import TimeoutSession
 from classrooms.identity.models import IdentityProvider
+from classrooms.models import User
 
 log = logging.getLogger("classrooms.identity")
 
@@ -92,6 +94,7 @@ def remember_ticket(session: SessionBase, ticket: str) -> None:
 
 def single_sign_out(request: HttpRequest, provider: IdentityProvider) -> list[int]:
     """End the sessions that the CAS server's logoutRequest names; returns whose they were.
+    Their open sockets re-check their session at once, and close (access_changed).
 
     (django-cas-ng's own `clean_sessions` reads the request as text, which lxml refuses
     when the XML declares its encoding; the same steps are done here from bytes.)
@@ -108,4 +111,6 @@ def single_sign_out(request: HttpRequest, provider: IdentityProvider) -> list[in
             user_ids.append(user.pk)
         session.delete(session_ticket.session_key)
         SessionTicket.objects.filter(session_key=session_ticket.session_key).delete()
+    if user_ids:
+        signals.access_changed.send(sender=User, user_ids=user_ids)
     return user_ids

@@ -9,12 +9,19 @@ import time
 
 import pytest
 import requests
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.urls import reverse
+from django_cas_ng.models import SessionTicket
 
 from classrooms.identity.models import IdentityProvider, SchoolSignIn, SignInProblem
 from classrooms.models import Classroom, Membership, School, User
 from classrooms.selectors import is_staff_member
 from tests.classrooms.identity import peers
+from tutor import services
+from tutor.asgi import application
+from tutor.consumers import CLOSE_SIGNED_OUT
 
 pytestmark = pytest.mark.e2e  # the CAS server is its own process
 
@@ -70,8 +77,23 @@ def test_a_student_signs_in_with_the_ent_and_single_sign_out_ends_the_session(en
     Membership.objects.create(classroom=classroom, user=lea, role=Membership.Role.STUDENT)
     assert _signed_in(browser, live_server)
     assert "2nde 3" in browser.get(live_server.url + reverse("student_classes")).text
-    # Signing out at the ENT: the CAS server tells this site, which ends the session.
-    ent.sign_out(browser)
+    # Signing out at the ENT: the CAS server tells this site, which ends the session, and
+    # the chat she has open closes at once (4401: the page offers to sign in again).
+    conversation = services.conversation_start(student=lea, classroom=classroom)
+    session_key = SessionTicket.objects.get().session_key  # the CAS server's own cookie has the same name
+    cookie = f"{settings.SESSION_COOKIE_NAME}={session_key}".encode()
+
+    async def open_chat_then_sign_out_at_the_ent():
+        chat = WebsocketCommunicator(
+            application,
+            f"/ws/chat/{conversation.id}/",
+            headers=[(b"origin", b"http://testserver"), (b"host", b"testserver"), (b"cookie", cookie)],
+        )
+        assert (await chat.connect(timeout=10))[0]
+        await sync_to_async(ent.sign_out)(browser)
+        return await chat.receive_output(timeout=15)
+
+    assert async_to_sync(open_chat_then_sign_out_at_the_ent)() == {"type": "websocket.close", "code": CLOSE_SIGNED_OUT}
     deadline = time.monotonic() + 15
     while _signed_in(browser, live_server) and time.monotonic() < deadline:
         time.sleep(0.2)
