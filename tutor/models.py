@@ -290,6 +290,8 @@ class CourseDocument(models.Model):
 
     class Kind(models.TextChoices):
         PDF = "pdf", "PDF"
+        DOCX = "docx", "Word"
+        ODT = "odt", "OpenDocument"
         TEXT = "text", _("Plain text")
         MARKDOWN = "markdown", "Markdown"
 

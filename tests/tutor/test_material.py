@@ -14,13 +14,22 @@ from django.utils import timezone
 
 from tests.tutor.chapter import PAGES
 from tests.tutor.helpers import ScriptedModel, ask, run_drafting
+from tests.tutor.office_files import docx, odt, zip_bomb
 from tests.tutor.pdf_files import encrypted_pdf, image_pdf, text_pdf
 from tutor import services as tutor_services
-from tutor.material import services
+from tutor.material import reading, services
 from tutor.models import CourseDocument, CoursePassage
 from tutor.selectors import reviewer_view
 
 CHAPTER = text_pdf(PAGES)
+ENTITIES = '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><d>&b;</d>'
+BLOCKS = [
+    (1, "Photosynthesis"),
+    (0, "Photosynthesis happens in the chloroplasts of the leaf."),
+    (0, "Chlorophyll absorbs red\tand blue light."),
+    (2, "Respiration"),
+    (0, "Respiration  releases energy from glucose in the mitochondria."),
+]
 
 
 def upload(client, classroom, data: bytes, filename: str, name: str = ""):
@@ -99,12 +108,49 @@ def test_it_adds_indexes_shows_and_deletes_a_chapter(as_user, teacher, classroom
         ("broken.pdf", CHAPTER[: len(CHAPTER) // 3], "This PDF is damaged"),
         ("locked.pdf", encrypted_pdf(), "protected by a password"),
         ("bomb.pdf", image_pdf(5000, width=100000, height=100000), "This PDF has 5000 pages; at most 300"),
-        ("slides.pptx", b"PK\x03\x04" + bytes(100), "Only PDF, plain text"),
+        ("slides.pptx", b"PK\x03\x04" + bytes(100), "Only PDF, Word (.docx), OpenDocument (.odt), plain text"),
+        ("notes.docx", b"Some notes typed in a text editor.", "is named .docx but is not one"),
+        ("notes.odt", docx([(0, "A Word file renamed.")]), "is named .odt but is not one"),
+        ("old.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "an old Word file (.doc) or one protected"),
+        ("blank.odt", odt([(1, " "), (0, "")]), "This file is empty."),
+        ("cut.docx", docx([(0, "A chapter.")])[:60], "This document is damaged"),
+        ("broken.docx", docx([], body="<w:document><w:body>"), "This document is damaged"),
+        ("laughs.docx", docx([], body=ENTITIES), "This document is damaged"),
     ],
 )
 def test_a_bad_file_is_refused_with_a_clear_message(as_user, teacher, classroom, filename, data, says):
     response = upload(as_user(teacher), classroom, data, filename)
     assert says in flashed(response)
+    assert not CourseDocument.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "filename, data",
+    [
+        ("chapter.docx", docx(BLOCKS)),  # Word's style ids in English
+        ("chapitre.docx", docx(BLOCKS, heading_style="Titre{level}")),  # and in French
+        ("chapter.odt", odt(BLOCKS)),
+    ],
+)
+def test_a_word_or_opendocument_chapter_is_read_with_its_sections(as_user, teacher, classroom, filename, data):
+    response = upload(as_user(teacher), classroom, data, filename)
+    assert "was added" in flashed(response)
+    assert index_all() == ["ready"]
+    assert CourseDocument.objects.get().kind == filename.rsplit(".", 1)[1]
+    assert [(p.section, p.page, p.text) for p in CoursePassage.objects.order_by("id")] == [
+        (
+            "Photosynthesis",
+            None,
+            "Photosynthesis happens in the chloroplasts of the leaf. Chlorophyll absorbs red and blue light.",
+        ),
+        ("Respiration", None, "Respiration releases energy from glucose in the mitochondria."),
+    ]
+
+
+def test_a_zip_bomb_named_docx_is_refused_before_it_is_unpacked(as_user, teacher, classroom, monkeypatch):
+    monkeypatch.setattr(reading, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    response = upload(as_user(teacher), classroom, zip_bomb("word/document.xml", 4 * 1024 * 1024), "bomb.docx")
+    assert "This file is too big" in flashed(response)
     assert not CourseDocument.objects.exists()
 
 

@@ -155,6 +155,10 @@ def _read(document: CourseDocument, on_page: Callable[[int, int], None]) -> list
     if document.kind == CourseDocument.Kind.PDF:
         pages = list(reading.pdf_pages(data, on_page=on_page))
         return splitting.from_pages(pages)
+    if document.kind in (CourseDocument.Kind.DOCX, CourseDocument.Kind.ODT):
+        text = reading.office_text(data, document.kind)  # its headings as Markdown's
+        on_page(1, 1)
+        return splitting.from_text(text, markdown=True)
     text = reading.decode_text(data)
     on_page(1, 1)
     return splitting.from_text(text, markdown=document.kind == CourseDocument.Kind.MARKDOWN)
