@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tutor', '0007_course_material'),
+        ("tutor", "0007_course_material"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='coursedocument',
-            name='kind',
-            field=models.CharField(choices=[('pdf', 'PDF'), ('docx', 'Word'), ('odt', 'OpenDocument'), ('text', 'Plain text'), ('markdown', 'Markdown')], max_length=10),
+            model_name="coursedocument",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("pdf", "PDF"),
+                    ("docx", "Word"),
+                    ("odt", "OpenDocument"),
+                    ("text", "Plain text"),
+                    ("markdown", "Markdown"),
+                ],
+                max_length=10,
+            ),
         ),
     ]
