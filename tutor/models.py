@@ -112,6 +112,9 @@ class Message(models.Model):
     question_vector = models.JSONField(null=True, blank=True)
     group = models.ForeignKey("QuestionGroup", null=True, blank=True, on_delete=models.SET_NULL, related_name="members")
     group_opt_out = models.BooleanField(default=False)
+    # A student's question's multilingual embedding (tutor.embeddings), written by the
+    # housekeeping worker once it is asked, for the class's topics page (class_topics).
+    topic_vector = models.BinaryField(null=True, blank=True, editable=False)
 
     # Review: a reviewer who opens a draft holds it for a short lease, renewed while open.
     claimed_by = models.ForeignKey(

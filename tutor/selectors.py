@@ -873,33 +873,25 @@ def class_report(classroom: Classroom, *, days: int = 7, now: datetime | None = 
 
 TOPIC_QUESTIONS = 300  # the most recent questions of the period that are grouped (bench/class_topics.py)
 TOPIC_EXAMPLES = 3
-VECTOR_CACHE_SECONDS = 24 * 3600
 
 
 def _question_vectors(questions: list[Message]):
-    """Each question's embedding (tutor.embeddings), from the cache where an earlier page
-    load computed it: the page stays fast when the same week is opened again. A vector
-    is only numbers; it expires within a day."""
+    """Each question's embedding (tutor.embeddings): the one the housekeeping worker
+    stored when it was asked (tutor.services.question_embed); those it has not stored
+    yet (the worker was away) are computed here and stored, once."""
     import numpy as np
-    from django.core.cache import cache
 
     from tutor import embeddings
 
-    keys = [f"topic-vector:{m.pk}:{m.version}" for m in questions]
-    try:
-        found = cache.get_many(keys)
-    except Exception:  # Redis away: compute them all
-        found = {}
-    missing = [i for i, key in enumerate(keys) if key not in found]
+    vectors = [embeddings.from_bytes(m.topic_vector) if m.topic_vector else None for m in questions]
+    missing = [i for i, v in enumerate(vectors) if v is None or v.shape != (embeddings.DIMENSIONS,)]
     if missing:
         computed = embeddings.embed_queries([questions[i].text for i in missing])
-        fresh = {keys[i]: embeddings.to_bytes(v) for i, v in zip(missing, computed, strict=True)}
-        found |= fresh
-        try:
-            cache.set_many(fresh, VECTOR_CACHE_SECONDS)
-        except Exception:
-            pass
-    return np.stack([embeddings.from_bytes(found[key]) for key in keys])
+        for i, vector in zip(missing, computed, strict=True):
+            vectors[i] = vector
+            questions[i].topic_vector = embeddings.to_bytes(vector)
+        Message.objects.bulk_update([questions[i] for i in missing], ["topic_vector"], batch_size=100)
+    return np.stack(vectors)
 
 
 def class_topics(classroom: Classroom, *, days: int = 7, with_students: bool = False) -> dict:
@@ -910,8 +902,9 @@ def class_topics(classroom: Classroom, *, days: int = 7, with_students: bool = F
     from tutor import topics
 
     now = timezone.now()
-    first_day = timezone.localdate(now) - timedelta(days=days - 1)
-    start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
+    zone = school_zone(classroom.school)  # the school's week, as in class_report
+    first_day = timezone.localdate(now, zone) - timedelta(days=days - 1)
+    start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()), zone)
     questions = list(
         Message.objects.filter(conversation__classroom=classroom, sender=Message.Sender.STUDENT, created_at__gte=start)
         .exclude(text="")

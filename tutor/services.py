@@ -180,6 +180,33 @@ def _send_draft_task(reply_id: int, attempt: int, model_key: str) -> None:
         log.exception("could not queue the draft of reply %s; the reconciler will", reply_id)
 
 
+def _send_embed_task(question_id: int) -> None:
+    from tutor.celery import app
+
+    try:
+        app.send_task("tutor.embed_question", args=[question_id], queue=settings.CELERY_HOUSEKEEPING_QUEUE)
+    except Exception:
+        # The topics page embeds what it finds without a vector.
+        log.warning("could not queue the embedding of question %s", question_id)
+
+
+def question_embed(*, question_id: int) -> bool:
+    """Store a student's question's embedding for the class's topics page
+    (selectors.class_topics), so that the page need not compute it. False when it has one
+    already or is gone."""
+    from tutor import embeddings
+
+    text = (
+        Message.objects.filter(pk=question_id, sender=Message.Sender.STUDENT, topic_vector__isnull=True)
+        .values_list("text", flat=True)
+        .first()
+    )
+    if not text:
+        return False
+    vector = embeddings.to_bytes(embeddings.embed_queries([text])[0])
+    return bool(Message.objects.filter(pk=question_id, topic_vector__isnull=True).update(topic_vector=vector))
+
+
 def _after_commit_enqueue_draft(reply: Message) -> None:
     reply_id, attempt, model_key = reply.id, reply.draft_attempt, reply_model_key(reply)
     transaction.on_commit(lambda: _send_draft_task(reply_id, attempt, model_key))
@@ -333,6 +360,8 @@ def question_ask(*, conversation: Conversation, text: str, client_id: str = "") 
         if not (reply.question_key and _join_same_text(reply)):
             _after_commit_enqueue_draft(reply)
         _after_commit_notify(reply)
+        question_id = question.id
+        transaction.on_commit(lambda: _send_embed_task(question_id))
     log.info("question %s asked in conversation %s; reply %s queued", question.pk, conversation.pk, reply.pk)
     return question, True
 

@@ -286,6 +286,7 @@ CELERY_TASK_ROUTES = {
     "tutor.delete_expired_conversations": {"queue": CELERY_HOUSEKEEPING_QUEUE},
     # Course material is read by the housekeeping worker (no model; the small embedder).
     "tutor.index_course_document": {"queue": CELERY_HOUSEKEEPING_QUEUE},
+    "tutor.embed_question": {"queue": CELERY_HOUSEKEEPING_QUEUE},
 }
 # Logs go through LOGGING below (JSON in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -32,6 +32,13 @@ def index_course_document(document_id: int, version: int) -> str:
     return material.document_index(document_id=document_id, version=version)
 
 
+@shared_task(name="tutor.embed_question", ignore_result=True)
+def embed_question(question_id: int) -> bool:
+    """A student's question's embedding, for the class's topics page (tutor.services.question_embed)."""
+    close_old_connections()
+    return services.question_embed(question_id=question_id)
+
+
 @shared_task(name="tutor.requeue_course_documents", ignore_result=True)
 def requeue_course_documents() -> int:
     from tutor.material import services as material

