@@ -131,3 +131,21 @@ def next_opening(periods: list[dict], at: datetime, zone: ZoneInfo) -> datetime 
         if best is not None:
             return best
     return None
+
+
+def next_change(periods: list[dict], at: datetime, zone: ZoneInfo) -> datetime | None:
+    """The first moment after `at` when the class opens or closes, or None if it never
+    does (no periods, or open all week). A period's start and end are wall-clock times."""
+    if not periods:
+        return None
+    local = at.astimezone(zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+    now_open = is_open(periods, at, zone)
+    edges = sorted(
+        (midnight + timedelta(days=offset, minutes=minutes)).replace(tzinfo=zone)
+        for offset in range(9)
+        for p in periods
+        for minutes in (p["start"], p["end"] + (1440 if p["end"] <= p["start"] else 0))
+        if (midnight + timedelta(days=offset)).weekday() == p["day"]
+    )
+    return next((edge for edge in edges if edge > at and is_open(periods, edge, zone) != now_open), None)

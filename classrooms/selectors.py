@@ -522,6 +522,14 @@ def classroom_availability(classroom: Classroom, at: datetime | None = None) -> 
     return Availability(open=False, reason="hours", opens_at=schedule.next_opening(classroom.opening_hours, at, zone))
 
 
+def classroom_availability_changes_at(classroom: Classroom, at: datetime | None = None) -> datetime | None:
+    """When the class's hours next open or close it (None: they never do, or it is
+    paused, which only a teacher ends): when an open chat re-reads its availability."""
+    if classroom.paused:
+        return None
+    return schedule.next_change(classroom.opening_hours, at or timezone.now(), school_zone(classroom.school))
+
+
 def classroom_has_teacher(classroom: Classroom) -> bool:
     """Someone (an active teacher or reviewer) will review this class's drafts."""
     return classroom.memberships.filter(role__in=REVIEW_ROLES, user__is_active=True).exists()

@@ -22,7 +22,7 @@ from django.http import Http404
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from classrooms.selectors import classrooms_reviewed_by, may_receive_alerts
+from classrooms.selectors import classroom_availability_changes_at, classrooms_reviewed_by, may_receive_alerts
 from tutor import events, logs, metrics, redis_watch, selectors, services
 from tutor.safeguarding import selectors as safeguarding_selectors
 
@@ -34,6 +34,7 @@ CLOSE_SIGNED_OUT = 4401  # the session ended (signed out, expired, password chan
 CLOSE_FORBIDDEN = 4403  # no longer allowed here (removed from the class, class archived)
 CLOSE_TRY_AGAIN = 1013  # the database is unreachable: the page reconnects with backoff and catches up
 DB_RETRY_SECONDS = 1.0
+HOURS_RECHECK_SECONDS = 3600.0  # an open chat re-reads when its class's hours change it at least this often
 T = TypeVar("T")
 
 
@@ -222,6 +223,7 @@ class ChatConsumer(JsonSocket):
     """ws/chat/<conversation_id>/: a student's own conversation."""
 
     socket_kind = "chat"
+    _hours_timer: asyncio.Task | None = None
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -233,6 +235,27 @@ class ChatConsumer(JsonSocket):
         await self.join_groups()
         await self.accept()
         redis_watch.watch(self)
+        self._follow_the_hours()
+
+    def _follow_the_hours(self) -> None:
+        """(Re)start the timer that tells the page when the class's opening hours open or
+        close it, as a teacher's pause is told (availability_changed)."""
+        if self._hours_timer is not None:
+            self._hours_timer.cancel()
+        self._hours_timer = asyncio.get_running_loop().create_task(self._at_the_next_opening_or_closing())
+
+    async def _at_the_next_opening_or_closing(self) -> None:
+        try:
+            changes_at = await _db(lambda: classroom_availability_changes_at(self.conversation.classroom))
+        except DatabaseError:
+            return  # the next event or frame closes the socket to reconnect, which starts again
+        if changes_at is None or self.closing:
+            return
+        wait = (changes_at - timezone.now()).total_seconds() + 1.0  # just past the minute it changes
+        await asyncio.sleep(min(max(wait, 0.0), HOURS_RECHECK_SECONDS))
+        if not self.closing:
+            # Through the socket's own queue, so that the event gets every check a group event gets.
+            await self.channel_layer.send(self.channel_name, {"type": "availability.changed"})
 
     async def join_groups(self) -> None:
         await self.channel_layer.group_add(events.conversation_group(self.conversation_id), self.channel_name)
@@ -245,6 +268,8 @@ class ChatConsumer(JsonSocket):
 
     async def disconnect(self, code: int) -> None:
         redis_watch.forget(self)
+        if self._hours_timer is not None:
+            self._hours_timer.cancel()
         if getattr(self, "user", None) and self.user.is_authenticated:
             await self.channel_layer.group_discard(events.conversation_group(self.conversation_id), self.channel_name)
             await self.channel_layer.group_discard(events.person_group(self.user.id), self.channel_name)
@@ -260,11 +285,13 @@ class ChatConsumer(JsonSocket):
         return True
 
     async def availability_changed(self, event: dict) -> None:
-        """The teacher paused the class, opened it again or changed its hours: the page
-        says whether the student may ask now ("closed": the reason, or "" when open)."""
+        """The teacher paused the class, opened it again or changed its hours, or the hours
+        opened or closed it: the page says whether the student may ask now ("closed": the
+        reason, or "" when open)."""
         if await self.recheck():
             refusal = await _db(lambda: services.availability_refusal(self.conversation.classroom))
             await self.send_json({"type": "availability", "closed": refusal.message if refusal else ""})
+            self._follow_the_hours()  # from the class as it is now
 
     async def frame_sync(self, frame: dict) -> None:
         since = frame.get("since", 0)

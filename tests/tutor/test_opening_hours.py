@@ -2,19 +2,20 @@
 outside them a student sees when it opens and cannot send, by page or socket; what was
 already asked is still answered by a teacher."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.urls import reverse
+from django.utils import timezone
 from freezegun import freeze_time
 
 from classrooms import schedule
 from classrooms import services as classroom_services
 from classrooms.models import Classroom
 from tests.tutor.helpers import ask, draft, socket
-from tutor import services
+from tutor import consumers, services
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -140,6 +141,42 @@ async def test_an_open_chat_is_told_at_once_of_a_pause_and_of_the_reopening(
     assert await other_chat.receive_nothing(timeout=0.5)  # another class's chat hears nothing
     await chat.disconnect()
     await other_chat.disconnect()
+
+
+def test_the_next_opening_or_closing_is_wall_clock_time_and_skips_contiguous_periods():
+    hours = schedule.parse("Mon-Fri 08:00-12:00\nMon-Fri 12:00-17:00\nFri 20:00-01:00")
+    utc = ZoneInfo("UTC")
+    at = datetime(2026, 12, 2, 10, 0, tzinfo=PARIS)  # Wednesday, open
+    assert schedule.next_change(hours, at, PARIS) == datetime(2026, 12, 2, 17, 0, tzinfo=PARIS)  # not 12:00
+    friday_evening = datetime(2026, 12, 4, 18, 0, tzinfo=PARIS)
+    assert schedule.next_change(hours, friday_evening, PARIS) == datetime(2026, 12, 4, 20, 0, tzinfo=PARIS)
+    late = datetime(2026, 12, 4, 23, 0, tzinfo=PARIS)
+    assert schedule.next_change(hours, late, PARIS) == datetime(2026, 12, 5, 1, 0, tzinfo=PARIS)  # past midnight
+    # Saturday 28 March 2026, before summer time: Monday 08:00 is 06:00 UTC.
+    saturday = datetime(2026, 3, 28, 20, 0, tzinfo=PARIS)
+    assert schedule.next_change(hours, saturday, PARIS) == datetime(2026, 3, 30, 6, 0, tzinfo=utc)
+    assert schedule.next_change([], at, PARIS) is None  # always open
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_open_chat_is_told_when_the_hours_close_the_class(student, classroom, monkeypatch):
+    reply = await sync_to_async(ask)(student, classroom)
+    # Closed from now on; the consumer is told it changes in a moment rather than at a minute's end.
+    await sync_to_async(set_hours)(classroom, "Sun 00:00-00:01")
+    changes = []
+
+    def soon(classroom, at=None):
+        changes.append(classroom.pk)
+        return timezone.now() + timedelta(seconds=0.2) if len(changes) < 3 else None
+
+    monkeypatch.setattr(consumers, "classroom_availability_changes_at", soon)
+    chat = await socket(f"/ws/chat/{reply.conversation_id}/", student)
+    assert (await chat.connect())[0]
+    first, second = await next_availability(chat), await next_availability(chat)
+    assert first["closed"] and "opens again" in first["closed"] and second == first
+    assert await chat.receive_nothing(timeout=2)  # no change ahead: nothing more
+    assert changes == [classroom.pk] * 3  # each change, once told, times the next one
+    await chat.disconnect()
 
 
 def test_what_was_asked_before_the_pause_is_still_answered(student, teacher, classroom, as_user):
