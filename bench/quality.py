@@ -247,7 +247,7 @@ def draft_one(engine, question: str, language: str, *, facts_on: bool, max_new_t
     facts = context.facts() if facts_on else ""
 
     def generate(automatic: str = ""):
-        system = tutor_instructions(classroom, facts=facts, automatic=automatic)
+        system = tutor_instructions(classroom, facts=facts, automatic=automatic, language=context.language)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
         return engine.draft(DraftJob(messages=messages, max_new_tokens=max_new_tokens, fairness_key=question))
 

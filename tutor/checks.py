@@ -58,6 +58,25 @@ ENGLISH_NAMES = {
     "uk": "Ukrainian",
     "zh": "Chinese",
 }
+# The same instruction in the language itself: a small model follows an instruction in
+# the language it must write more often than one in English (bench/quality.py).
+IN_THE_LANGUAGE = {
+    "en": "Answer only in English.",
+    "fr": "Réponds uniquement en français.",
+    "es": "Responde solo en español.",
+    "de": "Antworte nur auf Deutsch.",
+    "it": "Rispondi solo in italiano.",
+    "pt": "Responde apenas em português.",
+}
+
+
+def language_instruction(code: str) -> str:
+    """How the model is told the language of the student's reply, in the prompt and in
+    the automatic retry."""
+    name = ENGLISH_NAMES.get(code, code)
+    return f"Write the whole reply in {name}, the student's language, and no other language. {IN_THE_LANGUAGE.get(code, '')}".strip()
+
+
 # ... and for the teacher's card, in their language.
 LANGUAGE_LABELS = {
     "en": gettext_lazy("English"),
@@ -473,8 +492,7 @@ def retry_instruction(checks: dict, context: DraftContext) -> str:
     """The instruction for the one automatic new draft, or "" when none is needed."""
     parts = []
     if triage.WRONG_LANGUAGE in checks.get("flags", ()) and context.language:
-        name = ENGLISH_NAMES.get(context.language, context.language)
-        parts.append(f"Write the whole reply in {name}, the student's language, and no other language.")
+        parts.append(language_instruction(context.language))
     if triage.REPEATS in checks.get("flags", ()):
         parts.append("Do not repeat the student's question, and never say the same thing twice.")
     return " ".join(parts)

@@ -99,7 +99,7 @@ def _draft_and_check(reply: Message, attempt: int, engine: DraftingEngine) -> st
     context = checks.context_for(reply)
     facts = context.facts() if settings.TUTOR_VERIFIED_FACTS else ""
     sources: list[int] = []  # the course passages the prompt quoted (tutor.material)
-    draft = _generate(reply, attempt, engine, facts=facts, sources=sources)
+    draft = _generate(reply, attempt, engine, facts=facts, language=context.language, sources=sources)
     if draft.cancelled:
         return "cancelled"
     text, trimmed = trim_to_words(draft.text, max_words)
@@ -109,7 +109,9 @@ def _draft_and_check(reply: Message, attempt: int, engine: DraftingEngine) -> st
     if text and instruction:
         close_old_connections()
         retry_sources: list[int] = []
-        retry = _generate(reply, attempt, engine, facts=facts, automatic=instruction, sources=retry_sources)
+        retry = _generate(
+            reply, attempt, engine, facts=facts, automatic=instruction, language=context.language, sources=retry_sources
+        )
         if retry.cancelled:
             return "cancelled"
         retry_text, retry_trimmed = trim_to_words(retry.text, max_words)
@@ -164,6 +166,7 @@ def _generate(
     *,
     facts: str = "",
     automatic: str = "",
+    language: str | None = None,
     sources: list[int] | None = None,
 ):
     """The one call to the model: the prompt, streamed progress, stop when unwanted.
@@ -176,6 +179,7 @@ def _generate(
         max_prompt_tokens=engine.context_window - max_new_tokens,
         facts=facts,
         automatic=automatic,
+        language=language,
         sources=sources,
     )
     classroom_id, reply_id = reply.conversation.classroom_id, reply.pk

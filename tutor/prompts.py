@@ -8,6 +8,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from classrooms.models import Classroom
+from tutor.checks import language_instruction
 from tutor.models import CoursePassage, Message
 from tutor.selectors import student_visible_text
 
@@ -20,12 +21,15 @@ VERIFIED_WORKING = (
 )
 
 
-def tutor_instructions(classroom: Classroom, *, instruction: str = "", facts: str = "", automatic: str = "") -> str:
+def tutor_instructions(
+    classroom: Classroom, *, instruction: str = "", facts: str = "", automatic: str = "", language: str | None = None
+) -> str:
     """The class's tutor, as its teachers set it, in one system message.
 
     `instruction` is the teacher's (a regenerate request); `automatic` the checks' one
     retry instruction (tutor.checks.retry_instruction); `facts` verified working for the
-    question (tutor.checks.DraftContext.facts)."""
+    question (tutor.checks.DraftContext.facts); `language` the code of the language the
+    reply should be in, when the checks can tell it (DraftContext.language)."""
     parts = [classroom.tutor_instructions.strip()]
     if classroom.subject:
         parts.append(f"Subject: {classroom.subject}.")
@@ -33,6 +37,8 @@ def tutor_instructions(classroom: Classroom, *, instruction: str = "", facts: st
         parts.append(f"Students' level: {classroom.level}.")
     if classroom.reply_language:
         parts.append(f"Answer in {classroom.reply_language}.")
+    elif language:
+        parts.append(language_instruction(language))
     else:
         parts.append(LANGUAGE_RULE)
     parts.append(f"Keep each reply under {classroom.max_reply_words} words.")
@@ -67,9 +73,10 @@ def build_prompt(
     max_prompt_tokens: int,
     facts: str = "",
     automatic: str = "",
+    language: str | None = None,
     sources: list[int] | None = None,
 ) -> list[dict]:
-    """The chat the model continues to draft `reply`.
+    """The chat the model continues to draft `reply` (`language`: see tutor_instructions).
 
     The class's instructions, the passages of THIS class's course material closest to the
     question (tutor.material: at most TUTOR_MATERIAL_PROMPT_SHARE of the budget, the
@@ -86,7 +93,11 @@ def build_prompt(
     conversation = reply.conversation
     question = reply.in_reply_to
     instructions = tutor_instructions(
-        conversation.classroom, instruction=reply.regenerate_instruction, facts=facts, automatic=automatic
+        conversation.classroom,
+        instruction=reply.regenerate_instruction,
+        facts=facts,
+        automatic=automatic,
+        language=language,
     )
     system = {"role": "system", "content": instructions}
     passages = passages_for_question(conversation.classroom_id, question.text)

@@ -63,8 +63,11 @@ def test_a_wrong_language_draft_is_regenerated_once_then_flagged(student, teache
     model = ScriptedModel(ENGLISH, ENGLISH)
     reply = run_drafting(ask(student, classroom, question), model)
     assert len(model.prompts) == 2  # one automatic new draft, no more
-    assert "Write the whole reply in French" in model.prompts[1][0]["content"]
-    assert "Write the whole reply" not in model.prompts[0][0]["content"]
+    # Both prompts name the language, in English and in French; the new draft's says it
+    # once more at the end, as the checks' automatic instruction.
+    first, again = model.prompts[0][0]["content"], model.prompts[1][0]["content"]
+    assert "Write the whole reply in French" in first and "Réponds uniquement en français." in first
+    assert again.startswith(first) and again.endswith(checks.language_instruction("fr"))
     assert codes(reply, teacher) == ["wrong_language"]
     line = selectors.reviewer_view(reply, viewer=teacher)["checks"]["line"]
     assert "written in English, not French" in line and "new draft made automatically once" in line

@@ -16,8 +16,8 @@ from django.utils import timezone
 from classrooms.models import AuditEntry, Classroom, School
 from tests.tutor.helpers import ask, draft
 from tutor import services
+from tutor.checks import language_instruction
 from tutor.models import Conversation
-from tutor.prompts import LANGUAGE_RULE
 from tutor.training.dataset import export_reviews, is_substantive
 
 DRAFT = "Sam, a prime number has exactly two divisors: one and itself. Can you list the divisors of 7?"
@@ -72,7 +72,7 @@ def test_it_exports_a_row_for_each_decision_kind_with_names_scrubbed(school, cla
     assert prompt[0]["role"] == "system" and "Mathematics" in prompt[0]["content"]
     # The username "student" is the word student too: the instructions keep it, not the name.
     assert prompt[0]["content"].startswith("[name]'s class: guide the student with questions")
-    assert LANGUAGE_RULE in prompt[0]["content"]
+    assert language_instruction("en") in prompt[0]["content"]  # as the worker's prompt said it
     assert prompt[-1] == {
         "role": "user",
         "content": "Question 1: I am [name], what is a prime? (I log in as [name], [email])",

@@ -39,6 +39,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from classrooms.models import Classroom, School, User
+from tutor import checks
 from tutor.grouping import edit_distance
 from tutor.models import Message
 from tutor.prompts import build_prompt
@@ -122,7 +123,9 @@ def decided_replies(
         replies = replies.filter(reviewed_at__gte=datetime.combine(since, time.min, tz))
     if until is not None:
         replies = replies.filter(reviewed_at__lt=datetime.combine(until + timedelta(days=1), time.min, tz))
-    return replies.select_related("conversation__classroom", "in_reply_to").order_by("reviewed_at", "id")
+    return replies.select_related("conversation__classroom", "conversation__student", "in_reply_to").order_by(
+        "reviewed_at", "id"
+    )
 
 
 def _approx_tokens(messages: list[dict]) -> int:
@@ -210,7 +213,11 @@ def export_reviews(
         return deidentify(text, names=names if role == "system" else names + usernames).strip()
 
     for reply in decided_replies(school=school, classroom=classroom, since=since, until=until).iterator():
-        prompt = build_prompt(reply, count_tokens=_approx_tokens, max_prompt_tokens=PROMPT_TOKEN_BUDGET)
+        # The prompt as the worker built it for this draft, the reply's language included.
+        language = checks.context_for(reply).language
+        prompt = build_prompt(
+            reply, count_tokens=_approx_tokens, max_prompt_tokens=PROMPT_TOKEN_BUDGET, language=language
+        )
         prompt = [{"role": m["role"], "content": clean(m["content"], m["role"])} for m in prompt]
         draft, final = clean(reply.draft_text), clean(reply.final_text)
         day = timezone.localdate(reply.reviewed_at).isoformat()
