@@ -303,16 +303,26 @@ def draft_context(
     )
 
 
+def _languages_of(reply: Message) -> dict:
+    """What tells the language a tutor reply should be in (expected_language's arguments)."""
+    conversation = reply.conversation
+    return {
+        "question": reply.in_reply_to.text,
+        "reply_language": conversation.classroom.reply_language,
+        "student_language": getattr(conversation.student, "language", "") or "",
+    }
+
+
+def reply_language(reply: Message) -> str | None:
+    """The language a tutor reply should be in (DraftContext.language), without the rest
+    of its context."""
+    return expected_language(**_languages_of(reply))
+
+
 def context_for(reply: Message) -> DraftContext:
     """What a tutor reply's draft is checked against: its question, the language it should
     be in, the exercise the question holds, how worrying the question was."""
-    conversation = reply.conversation
-    return draft_context(
-        question=reply.in_reply_to.text,
-        reply_language=conversation.classroom.reply_language,
-        student_language=getattr(conversation.student, "language", "") or "",
-        question_tier=reply.safety_tier,
-    )
+    return draft_context(**_languages_of(reply), question_tier=reply.safety_tier)
 
 
 def check_safety(text: str, context: DraftContext) -> tuple[list[str], dict]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from importlib import import_module
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib import auth
@@ -776,15 +777,20 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 3) if whole else None
 
 
+def _last_days(classroom: Classroom, days: int, now: datetime) -> tuple[date, datetime, ZoneInfo]:
+    """The first of the class's last `days` days (today included), the moment it began,
+    and the zone they are counted in: the school's, wherever the server runs."""
+    zone = school_zone(classroom.school)
+    first_day = timezone.localdate(now, zone) - timedelta(days=days - 1)
+    return first_day, timezone.make_aware(datetime.combine(first_day, datetime.min.time()), zone), zone
+
+
 def class_report(classroom: Classroom, *, days: int = 7, now: datetime | None = None) -> dict:
     """A class's last `days` days (today included, in the school's time zone): questions
     and answers per day, waits (asked -> decided) and review times (opened -> decided)
     as p50/p95, how reviews were decided, how often drafts were flagged, and the share of
     answers that came from one review of a group. Numbers only: no student, no text."""
-    now = now or timezone.now()
-    zone = school_zone(classroom.school)  # a school's day, wherever the server runs
-    first_day = timezone.localdate(now, zone) - timedelta(days=days - 1)
-    start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()), zone)
+    first_day, start, zone = _last_days(classroom, days, now or timezone.now())
     replies = list(
         Message.objects.filter(conversation__classroom=classroom, sender=Message.Sender.TUTOR, created_at__gte=start)
         .select_related("group")
@@ -901,10 +907,7 @@ def class_topics(classroom: Classroom, *, days: int = 7, with_students: bool = F
     alike in no other's way are counted apart, not listed."""
     from tutor import topics
 
-    now = timezone.now()
-    zone = school_zone(classroom.school)  # the school's week, as in class_report
-    first_day = timezone.localdate(now, zone) - timedelta(days=days - 1)
-    start = timezone.make_aware(datetime.combine(first_day, datetime.min.time()), zone)
+    first_day, start, _zone = _last_days(classroom, days, timezone.now())
     questions = list(
         Message.objects.filter(conversation__classroom=classroom, sender=Message.Sender.STUDENT, created_at__gte=start)
         .exclude(text="")

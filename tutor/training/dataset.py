@@ -214,9 +214,11 @@ def export_reviews(
 
     for reply in decided_replies(school=school, classroom=classroom, since=since, until=until).iterator():
         # The prompt as the worker built it for this draft, the reply's language included.
-        language = checks.context_for(reply).language
         prompt = build_prompt(
-            reply, count_tokens=_approx_tokens, max_prompt_tokens=PROMPT_TOKEN_BUDGET, language=language
+            reply,
+            count_tokens=_approx_tokens,
+            max_prompt_tokens=PROMPT_TOKEN_BUDGET,
+            language=checks.reply_language(reply),
         )
         prompt = [{"role": m["role"], "content": clean(m["content"], m["role"])} for m in prompt]
         draft, final = clean(reply.draft_text), clean(reply.final_text)
